@@ -1,0 +1,179 @@
+"""Offline validation of the Autopilot 4K hardware hash.
+
+A hash that Graph would reject (truncated copies, Excel damage, unpadded base64, a serial pasted next to
+another device's hash) costs a round trip and a confusing error minutes later. Decoding the envelope here
+rejects it at intake, with a reason an admin can act on, before any call to Graph.
+
+Layout: ``"OA"`` magic, uint16 LE ``total``, records ``(type, 0, uint16 LE length, value)`` tiling exactly
+to ``total``, then a checksum record ``"CS" 0x24 0x00`` holding SHA-256 of bytes ``[0, total)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+MAGIC = b"OA"
+CHECKSUM_HEADER = b"CS\x24\x00"
+CHECKSUM_RECORD_LENGTH = 36
+BUFFER_LENGTH = 3000
+RECORD_SERIAL = 14
+RECORD_MANUFACTURER = 16
+RECORD_MODEL = 17
+RECORD_OFFLINE_DEVICE_ID = 11
+RECORD_TPM_EK = 25
+
+# Characters people and tools wrap around or inside a copied hash; none of them is base64.
+_STRIP_CHARS = " \t\r\n\"'\u00a0\ufeff"
+_STRIP_TABLE = str.maketrans("", "", _STRIP_CHARS)
+_BASE64_BODY = re.compile(r"[A-Za-z0-9+/]*")
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_WANTED_RECORDS = frozenset((RECORD_SERIAL, RECORD_MANUFACTURER, RECORD_MODEL, RECORD_OFFLINE_DEVICE_ID, RECORD_TPM_EK))
+_TYPICAL_PREFIX = 1600  # base64 characters covering records and checksum of every hash seen (total <= 1,164)
+_ZERO_TAIL = "A" * (8 * BUFFER_LENGTH)  # zero bytes in base64
+
+
+class HardwareHashError(ValueError):
+    """The hash cannot be a real hardware hash. ``code`` is stable; ``str()`` is for humans."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True, kw_only=True)  # not frozen: frozen __init__ costs ~1 us a row at 50k rows/s
+class HardwareHash:
+    """The parts of a decoded hash that intake and the emulator act on."""
+
+    canonical: str = field(repr=False)  # padded base64, as Graph wants it; never printed
+    serial: str | None
+    manufacturer: str | None
+    model: str | None
+    has_tpm: bool
+    digest: bytes  # SHA-256 of the hash body (its own checksum): identifies it without keeping it
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, log-safe identifier: the hash itself is a device identifier and never logged."""
+        return self.digest.hex()[:12]
+
+
+def normalize_base64(text: str) -> str:
+    """Remove whitespace, quotes and line breaks, and add the ``=`` padding devices sometimes omit."""
+    if any(ch in text for ch in _STRIP_CHARS):  # the common clean hash skips a full-string rewrite
+        text = text.translate(_STRIP_TABLE)
+    remainder = len(text) % 4
+    if remainder:
+        text += "=" * (4 - remainder)
+    return text
+
+
+def fingerprint(text: str) -> str:
+    """A short fingerprint of any hash text, valid or not, for logs and reports."""
+    return hashlib.sha256(normalize_base64(text).encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def _record_text(raw: bytes, pos: int | None) -> str | None:
+    if pos is None:
+        return None
+    end = pos + (raw[pos + 2] | raw[pos + 3] << 8)
+    return raw[pos + 4 : end].rstrip(b"\x00").decode("utf-8", "replace").strip() or None
+
+
+def _not_base64(detail: str) -> HardwareHashError:
+    return HardwareHashError("hash.not_base64", f"the hardware hash is not valid base64 ({detail})")
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _not_base64("it contains characters outside A-Z a-z 0-9 + / =") from None
+
+
+def decode(text: str) -> HardwareHash:
+    """Decode and check a hash; raise :class:`HardwareHashError` naming the first check that fails.
+
+    Only the prefix that holds the records and checksum (about 1,500 of 4,000 characters) is decoded;
+    the rest is the zero tail and only has to be base64 text. That keeps intake above 50,000 rows/s.
+    """
+    canonical = normalize_base64(text)
+    if not canonical:
+        raise HardwareHashError("hash.empty", "the hardware hash is empty")
+    if len(canonical) % 4 == 1 or len(canonical) > 8 * BUFFER_LENGTH:
+        raise _not_base64("wrong length")
+    try:
+        return _decode(canonical)
+    except HardwareHashError as error:
+        if error.code != "hash.not_base64" and not _BASE64_TEXT.fullmatch(canonical):
+            raise _not_base64("it contains characters outside A-Z a-z 0-9 + / =") from None
+        raise
+
+
+def _decode(canonical: str) -> HardwareHash:
+    raw = _b64(canonical[:_TYPICAL_PREFIX])
+    if len(raw) < 4 or raw[:2] != MAGIC:
+        raise HardwareHashError(
+            "hash.bad_magic",
+            "this is not a hardware hash: it does not start with 'T0' (it may be cut off or a different value)",
+        )
+    needed = ((raw[2] | raw[3] << 8) + CHECKSUM_RECORD_LENGTH + 2) // 3 * 4
+    if needed > _TYPICAL_PREFIX:
+        raw = _b64(canonical[:needed])
+    else:
+        needed = _TYPICAL_PREFIX
+    tail = canonical[needed:]
+    if tail:
+        unpadded = tail.rstrip("=")
+        zero_tail = _ZERO_TAIL.startswith(unpadded)  # memcmp; str.rstrip("A") is 20 times slower
+        if len(tail) - len(unpadded) > 2 or not (zero_tail or _BASE64_BODY.fullmatch(unpadded)):
+            raise _not_base64("it contains characters outside A-Z a-z 0-9 + / =")
+    return _check_structure(raw, canonical, len(canonical) // 4 * 3)
+
+
+def _check_structure(raw: bytes, canonical: str, size: int) -> HardwareHash:
+    total = raw[2] | raw[3] << 8
+    if total < 4 or total + CHECKSUM_RECORD_LENGTH > min(size, len(raw)):
+        raise HardwareHashError(
+            "hash.truncated",
+            f"the hardware hash is truncated: it declares {total} bytes plus a checksum but holds {size}",
+        )
+    found: dict[int, int] = {}
+    pos = 4
+    while pos < total:  # hot loop: ~20 records per row, kept to the fewest operations
+        length = raw[pos + 2] | raw[pos + 3] << 8
+        if length < 4:
+            raise HardwareHashError(
+                "hash.bad_records",
+                f"the hardware hash is damaged: record at byte {pos} has an impossible length {length}",
+            )
+        if raw[pos] in _WANTED_RECORDS:
+            found[raw[pos]] = pos
+        pos += length
+    if pos != total:
+        raise HardwareHashError(
+            "hash.bad_records",
+            f"the hardware hash is damaged: its records run to byte {pos}, not to its stated length {total}",
+        )
+    if raw[total : total + 4] != CHECKSUM_HEADER:
+        raise HardwareHashError("hash.no_checksum", "the hardware hash is damaged: its checksum record is missing")
+    body_digest = hashlib.sha256(raw[:total]).digest()
+    if raw[total + 4 : total + CHECKSUM_RECORD_LENGTH] != body_digest:
+        raise HardwareHashError(
+            "hash.checksum_mismatch",
+            "the hardware hash was altered or mixed up: its SHA-256 checksum does not match its content",
+        )
+    serial = _record_text(raw, found.get(RECORD_SERIAL))
+    manufacturer = _record_text(raw, found.get(RECORD_MANUFACTURER))
+    model = _record_text(raw, found.get(RECORD_MODEL))
+    return HardwareHash(
+        canonical=canonical,
+        serial=serial,
+        manufacturer=manufacturer,
+        model=model,
+        has_tpm=RECORD_TPM_EK in found or RECORD_OFFLINE_DEVICE_ID in found,
+        digest=body_digest,
+    )

@@ -1,0 +1,105 @@
+"""What intake produces: an accepted device row, a rejected row, or a rejected file.
+
+Each carries the file name and line so an admin can find the row in their own spreadsheet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DeviceKind = Literal["hash", "tuple"]
+
+
+def serial_key(serial: str) -> str:
+    """Serials compare after trimming and case-folding: ``pf3abc `` and ``PF3ABC`` are one device."""
+    return serial.strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class RowRef:
+    file: str
+    line: int
+    serial: str
+
+
+@dataclass(slots=True, kw_only=True)  # not frozen: a frozen __init__ is a measurable share of intake time
+class DeviceRow:
+    """A row that passed every check. ``kind="tuple"`` is the partner path: no hash, registered by
+    manufacturer, model and serial."""
+
+    file: str
+    line: int
+    serial: str
+    kind: DeviceKind
+    hardware_hash: str | None = field(default=None, repr=False)  # canonical, padded base64
+    hash_digest: bytes | None = field(default=None, repr=False)
+    product_key: str | None = None
+    group_tag: str | None = None
+    assigned_user: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+
+    @property
+    def key(self) -> str:
+        return serial_key(self.serial)
+
+    @property
+    def identity(self) -> bytes | tuple[str, str]:
+        """What makes two rows with one serial the same device: the hash, or the partner tuple."""
+        if self.hash_digest is not None:
+            return self.hash_digest
+        return ((self.manufacturer or "").casefold(), (self.model or "").casefold())
+
+    @property
+    def ref(self) -> RowRef:
+        return RowRef(self.file, self.line, self.serial)
+
+    @property
+    def fingerprint(self) -> str:
+        """Short, log-safe id of the hash (never log the hash itself)."""
+        return self.hash_digest.hex()[:12] if self.hash_digest else "-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejection:
+    """A row (or, with ``line=0``, a whole file) that will not be registered, and why."""
+
+    file: str
+    line: int
+    serial: str
+    code: str
+    field: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        where = f"{self.file}, line {self.line}" if self.line else self.file
+        return f"{where}, {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "serial": self.serial,
+            "code": self.code,
+            "field": self.field,
+            "message": self.message,
+        }
+
+
+class FileRejected(Exception):
+    """The file cannot be read as a device CSV at all (binary, empty, no serial column...)."""
+
+    def __init__(self, file: str, code: str, reason: str, line: int = 0) -> None:
+        super().__init__(reason)
+        self.file = file
+        self.code = code
+        self.reason = reason
+        self.line = line
+
+    def as_rejection(self) -> Rejection:
+        return Rejection(file=self.file, line=self.line, serial="", code=self.code, field="", reason=self.reason)
+
+    def __str__(self) -> str:
+        return self.as_rejection().message
