@@ -68,12 +68,15 @@ def main() -> None:
         for rows in args.rows:
             path = Path(tmp) / f"rows-{rows}.csv"
             generate(path, rows)
-            out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
-                                 check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(path)], capture_output=True, text=True, check=True
+            )
             figures = json.loads(out.stdout)
             results.append(figures)
-            print(f"{rows:>7} rows  {figures['file_mib']:>6} MiB file  {figures['rows_per_second']:>7} rows/s  "
-                  f"peak RSS {figures['peak_rss_mib']} MiB")
+            print(
+                f"{rows:>7} rows  {figures['file_mib']:>6} MiB file  {figures['rows_per_second']:>7} rows/s  "
+                f"peak RSS {figures['peak_rss_mib']} MiB"
+            )
             path.unlink()
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(exist_ok=True)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import demo, intake_cli, samples
+from .emulators.graph import server as graph_emulator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     intake_cli.register(sub)
     samples.register(sub)
     demo.register(sub)
+    graph_emulator.register(sub)
     return parser
 
 

@@ -43,6 +43,7 @@ UTF16_LE = Encoding("utf-16-le", "UTF-16 LE")
 UTF16_BE = Encoding("utf-16-be", "UTF-16 BE")
 CP1252 = Encoding("cp1252", "Windows-1252 (ANSI)")
 
+
 class TextLines(Protocol):
     def readline(self, limit: int = -1, /) -> str: ...
 

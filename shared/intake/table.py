@@ -164,7 +164,9 @@ def _split(line: str, lines: _Lines, delimiter: str, file: str, start: int) -> l
     try:
         return next(csv.reader(_chain(line, lines), delimiter=delimiter, skipinitialspace=True, strict=False))
     except csv.Error as error:
-        raise FileRejected(file, "file.malformed", f"the CSV is malformed at line {start}: {error}", line=start) from None
+        raise FileRejected(
+            file, "file.malformed", f"the CSV is malformed at line {start}: {error}", line=start
+        ) from None
 
 
 def _chain(first: str, rest: _Lines) -> Iterator[str]:

@@ -1,0 +1,66 @@
+"""Settings of one emulated tenant: timings, budgets and faults. Tests shrink them; demos speed them up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass(slots=True)
+class ThrottleConfig:
+    """Intune's documented budgets for enrollment resources, per 20 s window."""
+
+    enabled: bool = True
+    window_seconds: float = 20.0
+    app_writes: int = 100
+    tenant_writes: int = 200
+    app_requests: int = 1000
+    tenant_requests: int = 2000
+
+
+@dataclass(slots=True)
+class FaultConfig:
+    """Injected, seeded failures on Graph paths (never on ``/_emulator``)."""
+
+    seed: int = 0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    rate_504: float = 0.0
+    drop_rate: float = 0.0
+    latency_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class EmulatorConfig:
+    tenant_id: str = "00000000-0000-4000-8000-00000000c0de"
+    import_processing_seconds: float = 5.0  # real imports take minutes
+    entra_delay_seconds: float = 5.0  # the Entra device object appears after the Autopilot record
+    sync_cooldown_seconds: float = 600.0
+    sync_duration_seconds: float = 60.0
+    page_size: int = 100
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply a partial update (the control API's ``PATCH /_emulator/config``)."""
+        for key, value in values.items():
+            current = getattr(self, key, None)
+            if key in ("throttle", "faults") and isinstance(value, dict):
+                names = {f.name for f in fields(current)}
+                for sub_key, sub_value in value.items():
+                    if sub_key not in names:
+                        raise ValueError(f"unknown setting {key}.{sub_key}")
+                    setattr(current, sub_key, type(getattr(current, sub_key))(sub_value))
+            elif key in {f.name for f in fields(self)} and key not in ("throttle", "faults"):
+                setattr(self, key, type(current)(value))
+            else:
+                raise ValueError(f"unknown setting {key}")
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = (
+                {s.name: getattr(value, s.name) for s in fields(value)} if f.name in ("throttle", "faults") else value
+            )
+        return out

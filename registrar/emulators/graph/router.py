@@ -1,0 +1,326 @@
+"""Graph paths to tenant operations, with OData paging, ``$filter``, ``$select`` and Graph's error JSON.
+
+One entry point, :meth:`GraphRouter.handle`, serves both top-level HTTP requests and each sub-request of a
+JSON ``$batch``, so throttling, faults and counters treat them alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from .faults import FaultInjector
+from .tenant import GraphError, Tenant
+from .throttle import Throttle, retry_after_header
+
+MAX_BATCH = 20
+
+
+@dataclass(slots=True)
+class GraphRequest:
+    method: str
+    version: str  # "v1.0" or "beta"
+    path: str  # after the version, e.g. "/devices"
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]  # lower-case names
+    base_url: str  # scheme://host:port, for @odata.nextLink
+    app: str
+
+
+@dataclass(slots=True)
+class GraphResponse:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+
+Handler = Callable[[GraphRequest, dict[str, str]], GraphResponse]
+
+
+@dataclass(slots=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    name: str
+    handler: Handler
+    write: bool
+
+
+def error_body(code: str, message: str, request_id: str, client_request_id: str | None) -> dict[str, Any]:
+    inner: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": request_id}
+    if client_request_id:
+        inner["client-request-id"] = client_request_id
+    return {"error": {"code": code, "message": message, "innerError": inner}}
+
+
+class GraphRouter:
+    def __init__(self, tenant: Tenant, throttle: Throttle, faults: FaultInjector) -> None:
+        self.tenant = tenant
+        self.throttle = throttle
+        self.faults = faults
+        self.counters: Counter[str] = Counter()
+        self._routes: list[_Route] = []
+        imports = "/deviceManagement/importedWindowsAutopilotDeviceIdentities"
+        devices = "/deviceManagement/windowsAutopilotDeviceIdentities"
+        self._add("POST", imports, "importedIdentities.create", self._create_import, write=True)
+        self._add("POST", imports + "/import", "importedIdentities.import", self._import_action, write=True)
+        self._add("GET", imports, "importedIdentities.list", self._list_imports)
+        self._add("GET", imports + "/{id}", "importedIdentities.get", self._get_import)
+        self._add("DELETE", imports + "/{id}", "importedIdentities.delete", self._delete_import, write=True)
+        self._add("GET", devices, "autopilotDevices.list", self._list_devices)
+        self._add("GET", devices + "/{id}", "autopilotDevices.get", self._get_device)
+        self._add("DELETE", devices + "/{id}", "autopilotDevices.delete", self._delete_device, write=True)
+        self._add(
+            "POST",
+            devices + "/{id}/updateDeviceProperties",
+            "autopilotDevices.updateDeviceProperties",
+            self._update_device,
+            write=True,
+        )
+        self._add(
+            "POST", "/deviceManagement/windowsAutopilotSettings/sync", "autopilotSettings.sync", self._sync, write=True
+        )
+        self._add("GET", "/deviceManagement/windowsAutopilotSettings", "autopilotSettings.get", self._settings)
+        self._add("GET", "/devices", "devices.list", self._list_entra)
+        self._add("GET", "/devices/{id}", "devices.get", self._get_entra)
+        self._add("POST", "/groups", "groups.create", self._create_group, write=True)
+        self._add("GET", "/groups/{id}", "groups.get", self._get_group)
+        self._add("GET", "/groups/{id}/members", "groups.members.list", self._list_members)
+        self._add("POST", "/groups/{id}/members/$ref", "groups.members.add", self._add_member, write=True)
+        self._add(
+            "DELETE", "/groups/{id}/members/{member}/$ref", "groups.members.remove", self._remove_member, write=True
+        )
+
+    def _add(self, method: str, template: str, name: str, handler: Handler, write: bool = False) -> None:
+        regex = re.escape(template).replace(r"\{id\}", r"(?P<id>[^/]+)").replace(r"\{member\}", r"(?P<member>[^/]+)")
+        self._routes.append(_Route(method, re.compile(regex + "/?", re.IGNORECASE), name, handler, write))
+
+    # -- dispatch -------------------------------------------------------------------------------------------
+    def handle(self, request: GraphRequest, *, in_batch: bool = False) -> GraphResponse:
+        request_id = str(uuid.uuid4())
+        client_request_id = request.headers.get("client-request-id")
+        route, params = self._match(request)
+        name = route.name if route else "unknown"
+        response = self._handle(request, route, params, in_batch, request_id, client_request_id)
+        response.headers.setdefault("request-id", request_id)
+        if client_request_id:
+            response.headers.setdefault("client-request-id", client_request_id)
+        self.counters[f"{request.method} {name} {response.status}"] += 1
+        if response.status == 429:
+            self.counters["throttled"] += 1
+        return response
+
+    def _error(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        crid: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> GraphResponse:
+        return GraphResponse(status, error_body(code, message, request_id, crid), dict(headers or {}))
+
+    def _handle(
+        self,
+        request: GraphRequest,
+        route: _Route | None,
+        params: dict[str, str],
+        in_batch: bool,
+        request_id: str,
+        crid: str | None,
+    ) -> GraphResponse:
+        if route is None:
+            return self._error(
+                400, "BadRequest", f"Resource not found for the segment '{request.path}'.", request_id, crid
+            )
+        wait = self.throttle.admit(request.app, route.write)
+        if wait is not None:
+            return self._error(
+                429,
+                "TooManyRequests",
+                "Too many requests. Retry after the given interval.",
+                request_id,
+                crid,
+                {"Retry-After": retry_after_header(wait)},
+            )
+        fault = self.faults.draw(allow_drop=not in_batch)
+        if fault.status:
+            names = {500: "InternalServerError", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+            return self._error(fault.status, names[fault.status], "Injected fault.", request_id, crid)
+        self.tenant.advance()
+        try:
+            response = route.handler(request, params)
+        except GraphError as error:
+            return self._error(error.status, error.code, error.message, request_id, crid, error.headers)
+        response.drop = fault.drop
+        return response
+
+    def _match(self, request: GraphRequest) -> tuple[_Route | None, dict[str, str]]:
+        for route in self._routes:
+            if route.method == request.method:
+                match = route.pattern.fullmatch(request.path)
+                if match:
+                    return route, match.groupdict()
+        return None, {}
+
+    # -- OData helpers ----------------------------------------------------------------------------------------
+    def _page(self, request: GraphRequest, items: list[dict[str, Any]], context: str) -> GraphResponse:
+        size = self.tenant.config.page_size
+        if "$top" in request.query:
+            try:
+                size = max(1, min(int(request.query["$top"]), 999))
+            except ValueError:
+                raise GraphError(400, "BadRequest", "Invalid $top value.") from None
+        offset = 0
+        token = request.query.get("$skiptoken")
+        if token:
+            try:
+                offset = int(base64.urlsafe_b64decode(token.encode()).decode())
+            except ValueError:
+                raise GraphError(400, "BadRequest", "Invalid $skiptoken.") from None
+        page = items[offset : offset + size]
+        select = [s.strip() for s in request.query.get("$select", "").split(",") if s.strip()]
+        if select:
+            page = [{k: v for k, v in item.items() if k in select or k in ("id", "@odata.type")} for item in page]
+        body: dict[str, Any] = {
+            "@odata.context": f"{request.base_url}/{request.version}/$metadata#{context}",
+            "value": page,
+        }
+        if offset + size < len(items):
+            query = dict(request.query)
+            query["$skiptoken"] = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
+            body["@odata.nextLink"] = f"{request.base_url}/{request.version}{request.path}?{urlencode(query)}"
+        return GraphResponse(200, body)
+
+    # -- imported identities ------------------------------------------------------------------------------------
+    def _create_import(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        if not isinstance(request.body, dict):
+            raise GraphError(400, "BadRequest", "The request body must be an importedWindowsAutopilotDeviceIdentity.")
+        (record,) = self.tenant.import_identities([request.body])
+        return GraphResponse(201, record.as_graph())
+
+    def _import_action(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        items = (
+            (request.body or {}).get("importedWindowsAutopilotDeviceIdentities")
+            if isinstance(request.body, dict)
+            else None
+        )
+        if not isinstance(items, list) or not items:
+            raise GraphError(
+                400, "BadRequest", "importedWindowsAutopilotDeviceIdentities must be a non-empty collection."
+            )
+        records = self.tenant.import_identities(items)
+        return GraphResponse(200, {"value": [r.as_graph() for r in records]})
+
+    def _list_imports(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        items = [r.as_graph() for r in self.tenant.imports.values()]
+        return self._page(request, items, "deviceManagement/importedWindowsAutopilotDeviceIdentities")
+
+    def _get_import(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        return GraphResponse(200, self.tenant.get_import(params["id"]).as_graph())
+
+    def _delete_import(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        self.tenant.delete_import(params["id"])
+        return GraphResponse(204)
+
+    # -- Autopilot devices ---------------------------------------------------------------------------------------
+    _CONTAINS = re.compile(r"\s*contains\s*\(\s*serialNumber\s*,\s*'((?:[^']|'')*)'\s*\)\s*", re.IGNORECASE)
+
+    def _list_devices(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        devices = list(self.tenant.devices.values())
+        expression = request.query.get("$filter")
+        if expression:
+            match = self._CONTAINS.fullmatch(expression)
+            if not match:
+                raise GraphError(
+                    400,
+                    "BadRequest",
+                    f"Invalid filter clause: '{expression}' is not supported for "
+                    "windowsAutopilotDeviceIdentity; use contains(serialNumber,'...').",
+                )
+            needle = match.group(1).replace("''", "'").casefold()
+            devices = [d for d in devices if needle in d.serial.casefold()]
+        beta = request.version == "beta"
+        return self._page(
+            request, [d.as_graph(beta) for d in devices], "deviceManagement/windowsAutopilotDeviceIdentities"
+        )
+
+    def _get_device(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        return GraphResponse(200, self.tenant.get_device(params["id"]).as_graph(request.version == "beta"))
+
+    def _delete_device(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        self.tenant.delete_device(params["id"])
+        return GraphResponse(200)
+
+    def _update_device(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        if not isinstance(request.body, dict):
+            raise GraphError(400, "BadRequest", "A JSON object body is required.")
+        self.tenant.update_device_properties(params["id"], request.body)
+        return GraphResponse(204)
+
+    def _sync(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        self.tenant.sync()
+        return GraphResponse(204)
+
+    def _settings(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        return GraphResponse(
+            200,
+            {
+                "id": "windowsAutopilotSettings",
+                "lastSyncDateTime": self.tenant.last_sync_time,
+                "lastManualSyncTriggerDateTime": self.tenant.last_sync_time,
+                "syncStatus": "completed",
+            },
+        )
+
+    # -- Entra devices and groups ---------------------------------------------------------------------------------
+    _DEVICE_ID_EQ = re.compile(r"\s*deviceId\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
+
+    def _list_entra(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        entries = list(self.tenant.entra.values())
+        expression = request.query.get("$filter")
+        if expression:
+            match = self._DEVICE_ID_EQ.fullmatch(expression)
+            if not match:
+                raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported query: '{expression}'.")
+            entries = [e for e in entries if e.device_id.lower() == match.group(1).lower()]
+        return self._page(request, [e.as_graph() for e in entries], "devices")
+
+    def _get_entra(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        return GraphResponse(200, self.tenant.get_entra(params["id"]).as_graph())
+
+    def _create_group(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        if not isinstance(request.body, dict):
+            raise GraphError(400, "Request_BadRequest", "A JSON object body is required.")
+        return GraphResponse(201, self.tenant.create_group(request.body).as_graph())
+
+    def _get_group(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        return GraphResponse(200, self.tenant.get_group(params["id"]).as_graph())
+
+    def _list_members(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        group = self.tenant.get_group(params["id"])
+        return self._page(request, [e.as_graph() for e in self.tenant.members(group)], "directoryObjects")
+
+    _REF = re.compile(r".*/(?:directoryObjects|devices)/([^/]+)/?$", re.IGNORECASE)
+
+    def _add_member(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        reference = request.body.get("@odata.id") if isinstance(request.body, dict) else None
+        match = self._REF.match(reference or "")
+        if not match:
+            raise GraphError(400, "Request_BadRequest", "The @odata.id of the member reference is missing or invalid.")
+        self.tenant.add_member(params["id"], match.group(1))
+        return GraphResponse(204)
+
+    def _remove_member(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        self.tenant.remove_member(params["id"], params["member"])
+        return GraphResponse(204)

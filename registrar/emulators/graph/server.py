@@ -1,0 +1,127 @@
+"""Run the emulator on uvicorn: in a background thread for tests and the local host, or in the foreground
+for ``python -m registrar graph-emulator``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import uvicorn
+
+from .app import GraphEmulatorApp
+from .config import EmulatorConfig
+
+
+class EmulatorServer:
+    """``with EmulatorServer(config) as graph:`` serves on a free loopback port; ``graph.url`` is the base."""
+
+    def __init__(self, config: EmulatorConfig | None = None, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.app = GraphEmulatorApp(config)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        self.url = f"http://{host}:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="critical", lifespan="off", access_log=False))
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name="graph-emulator"
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the Graph emulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread:
+            self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def control(self) -> EmulatorControl:
+        return EmulatorControl(self.url)
+
+
+class EmulatorControl:
+    """A small client for ``/_emulator``: scene setting and counters, over HTTP like any other client."""
+
+    def __init__(self, url: str) -> None:
+        self._http = httpx.Client(base_url=url + "/_emulator", timeout=30)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        return self._call("PATCH", "/config", settings)
+
+    def advance(self, seconds: float) -> None:
+        self._call("POST", "/clock/advance", {"seconds": seconds})
+
+    def seed(self, **scene: Any) -> dict[str, Any]:
+        return self._call("POST", "/seed", scene)
+
+    def enroll(self, serial: str, last_contacted: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "/enroll", {"serial": serial, "lastContactedDateTime": last_contacted})
+
+    def change_membership(self, group_id: str, serial: str, action: str = "add") -> dict[str, Any]:
+        return self._call("POST", f"/groups/{group_id}/membership", {"serial": serial, "action": action})
+
+    def counters(self) -> dict[str, Any]:
+        return self._call("GET", "/counters")
+
+    def reset_counters(self) -> dict[str, Any]:
+        return self._call("DELETE", "/counters")
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/state")
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def cmd_graph_emulator(args: argparse.Namespace) -> int:
+    config = EmulatorConfig(
+        import_processing_seconds=args.processing_seconds,
+        entra_delay_seconds=args.entra_delay_seconds,
+        page_size=args.page_size,
+    )
+    config.throttle.enabled = not args.no_throttle
+    config.faults.rate_503 = args.fault_rate
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server = EmulatorServer(config, port=args.port, host=args.host)
+    print(f"Graph emulator on {server.url} (Graph at {server.url}/v1.0, control at {server.url}/_emulator)", flush=True)
+    server._server.run(sockets=[server._socket])  # foreground until Ctrl+C
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("graph-emulator", help="run the Microsoft Graph emulator (Autopilot, Entra, groups)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--processing-seconds", type=float, default=5.0, help="how long imports stay 'unknown'")
+    parser.add_argument("--entra-delay-seconds", type=float, default=5.0)
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--no-throttle", action="store_true")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 503")
+    parser.set_defaults(handler=cmd_graph_emulator)
