@@ -1,0 +1,222 @@
+"""Entra devices, groups, membership, $batch, sync, throttling, faults and auth, through the real SDK."""
+
+import httpx
+import pytest
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
+from msgraph.generated.models.group import Group
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.reference_create import ReferenceCreate
+from msgraph_core import PageIterator
+from msgraph_core.requests.batch_request_content import BatchRequestContent
+from msgraph_core.requests.batch_request_item import BatchRequestItem
+
+from tests.emulator.sdk import all_pages, identity, import_many, no_retry, sync
+
+pytestmark = pytest.mark.anyio
+
+
+async def _register(client, emulator, serials, *, visible=True):
+    await import_many(client, [identity(s) for s in serials])
+    emulator.ctl.advance(61)
+    if visible:
+        emulator.ctl.advance(31)
+    first = await client.device_management.windows_autopilot_device_identities.get()
+    return {d.serial_number: d for d in await all_pages(client, first)}
+
+
+async def _entra(client, device_id):
+    query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(filter=f"deviceId eq '{device_id}'")
+    return (await client.devices.get(RequestConfiguration(query_parameters=query))).value
+
+
+def _ref(emulator, object_id):
+    return ReferenceCreate(odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{object_id}")
+
+
+async def _group(client, name, rule=None):
+    group = Group(display_name=name, mail_enabled=False, security_enabled=True, mail_nickname=name,
+                  group_types=["DynamicMembership"] if rule else [], membership_rule=rule)
+    return await client.groups.post(group)
+
+
+async def test_entra_device_appears_after_a_delay_with_physical_ids(client, emulator):
+    devices = await _register(client, emulator, ["PF-1"], visible=False)
+    device = devices["PF-1"]
+    assert await _entra(client, device.azure_active_directory_device_id) == []  # eventual consistency
+    emulator.ctl.advance(31)
+    (entra,) = await _entra(client, device.azure_active_directory_device_id)
+    assert entra.device_id == device.azure_active_directory_device_id and entra.id != entra.device_id
+    assert f"[ZTDId]:{device.id}" in entra.physical_ids
+    fetched = await client.devices.by_device_id(entra.id).get()
+    assert fetched.display_name == "PF-1"
+
+
+async def test_group_membership_add_remove_and_errors(client, emulator):
+    devices = await _register(client, emulator, ["PF-1", "PF-2"])
+    (entra,) = await _entra(client, devices["PF-1"].azure_active_directory_device_id)
+    group = await _group(client, "Autopilot-Standard")
+    assert (await client.groups.by_group_id(group.id).get()).display_name == "Autopilot-Standard"
+    members = client.groups.by_group_id(group.id).members
+    await members.ref.post(_ref(emulator, entra.id))
+    assert [m.id for m in (await members.get()).value] == [entra.id]
+    with pytest.raises(ODataError) as again:
+        await members.ref.post(_ref(emulator, entra.id))
+    assert again.value.response_status_code == 400
+    with pytest.raises(ODataError) as unknown:
+        await members.ref.post(_ref(emulator, "00000000-0000-0000-0000-000000000001"))
+    assert unknown.value.response_status_code == 404
+    await members.by_directory_object_id(entra.id).ref.delete()
+    assert (await members.get()).value == []
+
+
+async def test_members_list_pages_and_selects(client, emulator):
+    devices = await _register(client, emulator, [f"PF-{n}" for n in range(5)])
+    group = await _group(client, "G")
+    for device in devices.values():
+        (entra,) = await _entra(client, device.azure_active_directory_device_id)
+        await client.groups.by_group_id(group.id).members.ref.post(_ref(emulator, entra.id))
+    query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=["id", "deviceId"])
+    first = await client.groups.by_group_id(group.id).members.get(RequestConfiguration(query_parameters=query))
+    assert len(first.value) == 3 and first.odata_next_link
+    assert first.value[0].additional_data.get("displayName") is None  # $select honoured
+    seen = []
+    await PageIterator(first, client.request_adapter).iterate(lambda m: seen.append(m.id) or True)
+    assert len(set(seen)) == 5
+
+
+async def test_dynamic_group_computes_members_and_refuses_manual_changes(client, emulator):
+    devices = await _register(client, emulator, ["PF-1", "PF-2"])
+    group = await _group(client, "Kiosks", rule='(device.devicePhysicalIds -any (_ -eq "[OrderId]:Kiosk"))')
+    members = client.groups.by_group_id(group.id).members
+    assert (await members.get()).value == []
+    from msgraph.generated.device_management.windows_autopilot_device_identities.item.update_device_properties.update_device_properties_post_request_body import (  # noqa: E501
+        UpdateDevicePropertiesPostRequestBody,
+    )
+
+    device = devices["PF-1"]
+    await client.device_management.windows_autopilot_device_identities.by_windows_autopilot_device_identity_id(
+        device.id).update_device_properties.post(UpdateDevicePropertiesPostRequestBody(group_tag="Kiosk"))
+    (entra,) = await _entra(client, device.azure_active_directory_device_id)
+    assert [m.id for m in (await members.get()).value] == [entra.id]
+    with pytest.raises(ODataError) as refused:
+        await members.ref.post(_ref(emulator, entra.id))
+    assert refused.value.response_status_code == 400
+    all_ztd = await _group(client, "All Autopilot", rule='(device.devicePhysicalIds -any (_ -contains "[ZTDId]"))')
+    assert len((await client.groups.by_group_id(all_ztd.id).members.get()).value) == 2
+
+
+async def test_manual_membership_change_through_the_control_api(client, emulator):
+    await _register(client, emulator, ["PF-1"])
+    group = await _group(client, "Other profile")
+    emulator.ctl.change_membership(group.id, "PF-1", "add")
+    assert len((await client.groups.by_group_id(group.id).members.get()).value) == 1
+
+
+async def test_batch_runs_each_request_through_the_same_handlers(client, emulator):
+    devices = await _register(client, emulator, ["PF-1", "PF-2"])
+    group = await _group(client, "Batch")
+    content = BatchRequestContent()
+    for device in devices.values():
+        (entra,) = await _entra(client, device.azure_active_directory_device_id)
+        info = client.groups.by_group_id(group.id).members.ref.to_post_request_information(_ref(emulator, entra.id))
+        content.add_request(None, BatchRequestItem(request_information=info))
+    missing = client.groups.by_group_id("no-such-group").members.ref.to_post_request_information(
+        _ref(emulator, "x"))
+    content.add_request("missing", BatchRequestItem(request_information=missing, id="missing"))
+    result = await client.batch.post(content)
+    statuses = {key: item.status for key, item in result.responses.items()}
+    assert statuses.pop("missing") == 404
+    assert sorted(statuses.values()) == [204, 204]
+    assert len((await client.groups.by_group_id(group.id).members.get()).value) == 2
+    counters = emulator.ctl.counters()["requests"]
+    assert counters["POST groups.members.add 204"] == 2
+
+
+async def test_batch_refuses_more_than_20_requests(client, emulator):
+    content = BatchRequestContent()
+    for n in range(20):
+        content.add_request(str(n), BatchRequestItem(request_information=client.devices.to_get_request_information(),
+                                                     id=str(n)))
+    assert len((await client.batch.post(content)).responses) == 20
+    with pytest.raises(RuntimeError):  # the SDK enforces Graph's limit itself...
+        content.add_request("20", BatchRequestItem(request_information=client.devices.to_get_request_information(),
+                                                   id="20"))
+    # ...and the emulator enforces it for clients that do not.
+    raw = httpx.post(f"{emulator.url}/v1.0/$batch", headers={"Authorization": "Bearer t"},
+                     json={"requests": [{"id": str(n), "method": "GET", "url": "/devices"} for n in range(21)]})
+    assert raw.status_code == 400 and "maximum" in raw.json()["error"]["message"]
+
+
+async def test_sync_204_then_409_while_running_then_429_within_10_minutes(client, emulator):
+    await sync(client)
+    with pytest.raises(ODataError) as running:
+        await sync(client)
+    assert running.value.response_status_code == 409
+    emulator.ctl.advance(120)
+    with pytest.raises(ODataError) as early:
+        await sync(client)
+    assert early.value.response_status_code == 429
+    assert int(early.value.response_headers["Retry-After"]) > 400
+    emulator.ctl.advance(500)
+    await sync(client)
+
+
+async def test_burst_gets_429_with_retry_after_and_a_patient_client_gets_through(client, emulator):
+    emulator.ctl.configure(throttle={"enabled": True, "app_writes": 3, "window_seconds": 2})
+    from msgraph.generated.device_management.imported_windows_autopilot_device_identities.imported_windows_autopilot_device_identities_request_builder import (  # noqa: E501
+        ImportedWindowsAutopilotDeviceIdentitiesRequestBuilder as Builder,
+    )
+
+    builder = client.device_management.imported_windows_autopilot_device_identities
+    for n in range(3):
+        await builder.post(identity(f"PF-{n}"))
+    config = RequestConfiguration(options=no_retry())
+    with pytest.raises(ODataError) as throttled:
+        await builder.post(identity("PF-3"), config)
+    assert throttled.value.response_status_code == 429
+    assert throttled.value.error.code == "TooManyRequests"
+    assert 1 <= int(throttled.value.response_headers["Retry-After"]) <= 2
+    await builder.post(identity("PF-3"))  # the SDK's retry handler honours Retry-After
+    assert len((await builder.get()).value) == 3  # page size 3
+    counters = emulator.ctl.counters()
+    assert counters["throttled"] >= 2
+    assert counters["requests"]["POST importedIdentities.create 201"] == 4
+    assert Builder  # imported to show the typed builder is the one in use
+
+
+async def test_injected_faults_are_seeded_and_counted(client, emulator):
+    emulator.ctl.configure(faults={"rate_500": 1.0})
+    with pytest.raises(ODataError) as failed:
+        await client.devices.get(RequestConfiguration(options=no_retry()))
+    assert failed.value.response_status_code == 500
+    emulator.ctl.configure(faults={"rate_500": 0.0, "rate_503": 0.5, "seed": 3})
+    outcomes = []
+    for _ in range(10):
+        try:
+            await client.devices.get(RequestConfiguration(options=no_retry()))
+            outcomes.append(200)
+        except ODataError as error:
+            outcomes.append(error.response_status_code)
+    assert set(outcomes) == {200, 503}
+    assert emulator.ctl.counters()["faults"]["503"] == outcomes.count(503)
+
+
+async def test_dropped_connection_and_latency(client, emulator):
+    emulator.ctl.configure(faults={"drop_rate": 1.0})
+    with pytest.raises(httpx.HTTPError):
+        await client.devices.get(RequestConfiguration(options=no_retry()))
+    emulator.ctl.configure(faults={"drop_rate": 0.0, "latency_ms": 300})
+    import time
+
+    start = time.perf_counter()
+    await client.devices.get()
+    assert time.perf_counter() - start >= 0.3
+
+
+def test_graph_paths_require_a_bearer_token(emulator):
+    response = httpx.get(f"{emulator.url}/v1.0/devices")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert httpx.get(f"{emulator.url}/_emulator/health").status_code == 200
