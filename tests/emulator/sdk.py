@@ -39,8 +39,9 @@ def no_retry():
     return [RetryHandlerOption(max_retries=0)]
 
 
-async def send_raw(client: GraphServiceClient, method: Method, path: str, json_body: bytes | None = None,
-                   retries: bool = True) -> None:
+async def send_raw(
+    client: GraphServiceClient, method: Method, path: str, json_body: bytes | None = None, retries: bool = True
+) -> None:
     """A request through the SDK's own adapter and middleware, for routes without a typed builder."""
     adapter = client.request_adapter
     info = RequestInformation(method, f"{adapter.base_url}{path}")

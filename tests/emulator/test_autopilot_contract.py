@@ -54,13 +54,21 @@ async def test_import_stays_unknown_until_processed_then_registers(client, emula
     emulator.ctl.advance(50)  # leaves wall-clock slack: the first SDK call is slow to warm up
     assert (await _by_serial(client, "PF-1")).state.device_import_status == Status.Unknown
     emulator.ctl.advance(11)
-    done = await client.device_management.imported_windows_autopilot_device_identities.by_imported_windows_autopilot_device_identity_id(created.id).get()  # noqa: E501
+    done = await client.device_management.imported_windows_autopilot_device_identities.by_imported_windows_autopilot_device_identity_id(
+        created.id
+    ).get()  # noqa: E501
     assert done.state.device_import_status == Status.Complete
     registration_id = done.state.device_registration_id
-    device = await client.device_management.windows_autopilot_device_identities.by_windows_autopilot_device_identity_id(registration_id).get()  # noqa: E501
+    device = await client.device_management.windows_autopilot_device_identities.by_windows_autopilot_device_identity_id(
+        registration_id
+    ).get()  # noqa: E501
     assert isinstance(device, WindowsAutopilotDeviceIdentity)
     assert (device.serial_number, device.manufacturer, device.model, device.group_tag) == (
-        "PF-1", "Lenovo", "ThinkPad X1", "Sales")
+        "PF-1",
+        "Lenovo",
+        "ThinkPad X1",
+        "Sales",
+    )
     assert device.enrollment_state.value == "notContacted"
     assert device.azure_active_directory_device_id
 
@@ -70,10 +78,17 @@ async def test_import_action_marks_duplicate_hashes_in_one_call(client, emulator
     assert [r.serial_number for r in records] == ["PF-1", "PF-2", "PF-1"]
     assert len({r.import_id for r in records}) == 1
     emulator.ctl.advance(61)
-    states = [(i.serial_number, i.state.device_import_status, i.state.device_error_name) for i in await _all_imports(client)]
-    assert sorted(states, key=str) == sorted([
-        ("PF-1", Status.Complete, ""), ("PF-2", Status.Complete, ""), ("PF-1", Status.Error, "ZtdDeviceDuplicated"),
-    ], key=str)
+    states = [
+        (i.serial_number, i.state.device_import_status, i.state.device_error_name) for i in await _all_imports(client)
+    ]
+    assert sorted(states, key=str) == sorted(
+        [
+            ("PF-1", Status.Complete, ""),
+            ("PF-2", Status.Complete, ""),
+            ("PF-1", Status.Error, "ZtdDeviceDuplicated"),
+        ],
+        key=str,
+    )
 
 
 async def test_806_when_the_device_is_already_registered(client, emulator):
@@ -85,8 +100,11 @@ async def test_806_when_the_device_is_already_registered(client, emulator):
     emulator.ctl.advance(61)
     old = await _by_serial(client, "PF-OLD")
     assert (old.state.device_import_status, old.state.device_error_code, old.state.device_error_name) == (
-        Status.Error, 806, "ZtdDeviceAlreadyAssigned")
-    outcomes = sorted((i.state.device_error_code for i in await _all_imports(client) if i.serial_number == "PF-NEW"))
+        Status.Error,
+        806,
+        "ZtdDeviceAlreadyAssigned",
+    )
+    outcomes = sorted(i.state.device_error_code for i in await _all_imports(client) if i.serial_number == "PF-NEW")
     assert outcomes == [0, 806]
 
 
@@ -111,7 +129,10 @@ async def test_invalid_hardware_hash_errors_after_processing(client, emulator, h
     await client.device_management.imported_windows_autopilot_device_identities.post(identity("PF-1", hash_text))
     emulator.ctl.advance(61)
     record = await _by_serial(client, "PF-1")
-    assert (record.state.device_import_status, record.state.device_error_name) == (Status.Error, "InvalidZtdHardwareHash")
+    assert (record.state.device_import_status, record.state.device_error_name) == (
+        Status.Error,
+        "InvalidZtdHardwareHash",
+    )
 
 
 @pytest.mark.parametrize("text", ["T0EqAgEAHgAKAAAAXVgBAAoAAAD0ZQ", "@@@@not-base64"])
@@ -131,7 +152,9 @@ async def test_list_pages_with_next_link_and_delete(client, emulator):
     assert len(first.value) == 3 and first.odata_next_link
     items = await _all_imports(client)
     assert sorted(i.serial_number for i in items) == [f"PF-{n}" for n in range(7)]
-    config = RequestConfiguration(query_parameters=ImportsBuilder.ImportedWindowsAutopilotDeviceIdentitiesRequestBuilderGetQueryParameters(top=5))  # noqa: E501
+    config = RequestConfiguration(
+        query_parameters=ImportsBuilder.ImportedWindowsAutopilotDeviceIdentitiesRequestBuilderGetQueryParameters(top=5)
+    )  # noqa: E501
     assert len((await client.device_management.imported_windows_autopilot_device_identities.get(config)).value) == 5
     builder = client.device_management.imported_windows_autopilot_device_identities
     await builder.by_imported_windows_autopilot_device_identity_id(items[0].id).delete()

@@ -19,7 +19,10 @@ async def test_cli_serves_graph_and_reset_clears_state():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "registrar", "graph-emulator", "--port", "0", "--processing-seconds", "0"],
-        stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     try:
         line = process.stdout.readline()

@@ -36,8 +36,14 @@ def _ref(emulator, object_id):
 
 
 async def _group(client, name, rule=None):
-    group = Group(display_name=name, mail_enabled=False, security_enabled=True, mail_nickname=name,
-                  group_types=["DynamicMembership"] if rule else [], membership_rule=rule)
+    group = Group(
+        display_name=name,
+        mail_enabled=False,
+        security_enabled=True,
+        mail_nickname=name,
+        group_types=["DynamicMembership"] if rule else [],
+        membership_rule=rule,
+    )
     return await client.groups.post(group)
 
 
@@ -97,7 +103,8 @@ async def test_dynamic_group_computes_members_and_refuses_manual_changes(client,
 
     device = devices["PF-1"]
     await client.device_management.windows_autopilot_device_identities.by_windows_autopilot_device_identity_id(
-        device.id).update_device_properties.post(UpdateDevicePropertiesPostRequestBody(group_tag="Kiosk"))
+        device.id
+    ).update_device_properties.post(UpdateDevicePropertiesPostRequestBody(group_tag="Kiosk"))
     (entra,) = await _entra(client, device.azure_active_directory_device_id)
     assert [m.id for m in (await members.get()).value] == [entra.id]
     with pytest.raises(ODataError) as refused:
@@ -122,8 +129,7 @@ async def test_batch_runs_each_request_through_the_same_handlers(client, emulato
         (entra,) = await _entra(client, device.azure_active_directory_device_id)
         info = client.groups.by_group_id(group.id).members.ref.to_post_request_information(_ref(emulator, entra.id))
         content.add_request(None, BatchRequestItem(request_information=info))
-    missing = client.groups.by_group_id("no-such-group").members.ref.to_post_request_information(
-        _ref(emulator, "x"))
+    missing = client.groups.by_group_id("no-such-group").members.ref.to_post_request_information(_ref(emulator, "x"))
     content.add_request("missing", BatchRequestItem(request_information=missing, id="missing"))
     result = await client.batch.post(content)
     statuses = {key: item.status for key, item in result.responses.items()}
@@ -137,15 +143,20 @@ async def test_batch_runs_each_request_through_the_same_handlers(client, emulato
 async def test_batch_refuses_more_than_20_requests(client, emulator):
     content = BatchRequestContent()
     for n in range(20):
-        content.add_request(str(n), BatchRequestItem(request_information=client.devices.to_get_request_information(),
-                                                     id=str(n)))
+        content.add_request(
+            str(n), BatchRequestItem(request_information=client.devices.to_get_request_information(), id=str(n))
+        )
     assert len((await client.batch.post(content)).responses) == 20
     with pytest.raises(RuntimeError):  # the SDK enforces Graph's limit itself...
-        content.add_request("20", BatchRequestItem(request_information=client.devices.to_get_request_information(),
-                                                   id="20"))
+        content.add_request(
+            "20", BatchRequestItem(request_information=client.devices.to_get_request_information(), id="20")
+        )
     # ...and the emulator enforces it for clients that do not.
-    raw = httpx.post(f"{emulator.url}/v1.0/$batch", headers={"Authorization": "Bearer t"},
-                     json={"requests": [{"id": str(n), "method": "GET", "url": "/devices"} for n in range(21)]})
+    raw = httpx.post(
+        f"{emulator.url}/v1.0/$batch",
+        headers={"Authorization": "Bearer t"},
+        json={"requests": [{"id": str(n), "method": "GET", "url": "/devices"} for n in range(21)]},
+    )
     assert raw.status_code == 400 and "maximum" in raw.json()["error"]["message"]
 
 
