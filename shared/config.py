@@ -1,0 +1,171 @@
+"""Settings, all from environment variables (app settings in Azure), validated once at start-up.
+
+Profiles decide each device's group tag and Entra group; partners may only use the profiles on their
+allow-list. A mistake here must stop the app with a message that names the setting, not fail per device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.intake.validate import GROUP_TAG_PATTERN, MAX_GROUP_TAG
+
+ADMIN_CONTAINER = "device-uploads"
+PARTNER_CONTAINER_PREFIX = "partner-"
+REPORTS_PREFIX = "_reports/"
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message names the setting and the fix."""
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    group_tag: str = Field(alias="groupTag")
+    group_id: str = Field(alias="groupId")
+
+    @field_validator("group_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if len(value) > MAX_GROUP_TAG or not GROUP_TAG_PATTERN.fullmatch(value):
+            raise ValueError(f"groupTag {value!r} must be letters, digits, '-', '_', '.' or single spaces")
+        return value
+
+    @field_validator("group_id")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if not _GUID.fullmatch(value):
+            raise ValueError(f"groupId {value!r} must be the Entra group's object id (a GUID)")
+        return value.lower()
+
+
+class Partner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profiles: list[str]
+
+
+class ProfilesDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profiles: dict[str, Profile]
+    partners: dict[str, Partner] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProfilesDocument:
+        if not self.profiles:
+            raise ValueError("at least one profile is required")
+        for name in self.profiles:
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"profile name {name!r} must be 1-40 lower-case letters, digits or '-'")
+        for partner_id, partner in self.partners.items():
+            if not _NAME.fullmatch(partner_id):
+                raise ValueError(f"partner id {partner_id!r} must be 1-40 lower-case letters, digits or '-'")
+            unknown = [p for p in partner.profiles if p not in self.profiles]
+            if unknown:
+                raise ValueError(f"partner {partner_id!r} allows unknown profile(s) {unknown}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    profiles: ProfilesDocument
+    storage_connection: str | None  # a connection string (local), or None with storage_account (Azure)
+    storage_account: str | None
+    servicebus_connection: str | None
+    servicebus_namespace: str | None
+    queue_name: str
+    graph_base_url: str
+    graph_credential: str  # "managed-identity" or "development"
+    tenant_id: str
+    table_prefix: str
+    reconcile_schedule: str
+    max_upload_bytes: int
+
+    @property
+    def containers(self) -> list[str]:
+        return [ADMIN_CONTAINER] + [PARTNER_CONTAINER_PREFIX + p for p in sorted(self.profiles.partners)]
+
+
+# Every setting the app reads, with its default (None: required in some form). The infra tests compare
+# this list with what the Bicep sets.
+SETTING_NAMES = (
+    "REGISTRAR_PROFILES",
+    "REGISTRAR_PROFILES_FILE",
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "ServiceBusConnection",
+    "ServiceBusConnection__fullyQualifiedNamespace",
+    "REGISTRATION_QUEUE",
+    "GRAPH_BASE_URL",
+    "GRAPH_CREDENTIAL",
+    "AZURE_TENANT_ID",
+    "STATE_TABLE_PREFIX",
+    "RECONCILE_SCHEDULE",
+    "MAX_UPLOAD_BYTES",
+)
+
+
+def load_profiles(env: Mapping[str, str]) -> ProfilesDocument:
+    raw = env.get("REGISTRAR_PROFILES")
+    source = "REGISTRAR_PROFILES"
+    if not raw and env.get("REGISTRAR_PROFILES_FILE"):
+        source = f"REGISTRAR_PROFILES_FILE ({env['REGISTRAR_PROFILES_FILE']})"
+        try:
+            raw = Path(env["REGISTRAR_PROFILES_FILE"]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{source}: cannot read the file: {error.strerror}") from None
+    if not raw:
+        raise ConfigError("set REGISTRAR_PROFILES (JSON) or REGISTRAR_PROFILES_FILE (a path to it)")
+    try:
+        return ProfilesDocument.model_validate(json.loads(raw))
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{source}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    profiles = load_profiles(env)
+    storage = env.get("AzureWebJobsStorage") or None
+    account = env.get("AzureWebJobsStorage__accountName") or None
+    if not storage and not account:
+        raise ConfigError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
+    bus = env.get("ServiceBusConnection") or None
+    namespace = env.get("ServiceBusConnection__fullyQualifiedNamespace") or None
+    credential = env.get("GRAPH_CREDENTIAL", "managed-identity")
+    if credential not in ("managed-identity", "development"):
+        raise ConfigError(f"GRAPH_CREDENTIAL must be 'managed-identity' or 'development', not {credential!r}")
+    try:
+        max_bytes = int(env.get("MAX_UPLOAD_BYTES", str(512 * 1024 * 1024)))
+    except ValueError:
+        raise ConfigError("MAX_UPLOAD_BYTES must be a whole number of bytes") from None
+    return Settings(
+        profiles=profiles,
+        storage_connection=storage,
+        storage_account=account,
+        servicebus_connection=bus,
+        servicebus_namespace=namespace,
+        queue_name=env.get("REGISTRATION_QUEUE", "device-registrations"),
+        graph_base_url=env.get("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0"),
+        graph_credential=credential,
+        tenant_id=env.get("AZURE_TENANT_ID", "local"),
+        table_prefix=env.get("STATE_TABLE_PREFIX", "registrar"),
+        reconcile_schedule=env.get("RECONCILE_SCHEDULE", "0 */5 * * * *"),
+        max_upload_bytes=max_bytes,
+    )
