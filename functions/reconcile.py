@@ -1,0 +1,13 @@
+"""Timer trigger: poll pending imports and move devices on."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.reconcile import ReconcileSummary, reconcile_imports
+from shared.runtime import Runtime, runtime
+
+
+async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> ReconcileSummary:
+    rt = rt or runtime()
+    return await reconcile_imports(rt.store, rt.graph)

@@ -1,0 +1,161 @@
+"""The Autopilot calls the product makes, on the real ``msgraph-sdk``, with errors sorted into
+"try again later" and "will never work"."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from msgraph import GraphServiceClient
+from msgraph.generated.device_management.imported_windows_autopilot_device_identities.import_.import_post_request_body import (  # noqa: E501
+    ImportPostRequestBody,
+)
+from msgraph.generated.models.imported_windows_autopilot_device_identity import ImportedWindowsAutopilotDeviceIdentity
+from msgraph_core import PageIterator
+
+from ..messages import RegistrationMessage
+
+
+class GraphUnavailable(Exception):
+    """Throttled, a 5xx, or the network: the same call can succeed later."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GraphRefused(Exception):
+    """A 4xx other than 429: repeating the call will not help."""
+
+    def __init__(self, status: int, code: str, message: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.request_id = status, code, message, request_id
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedRecord:
+    id: str
+    serial: str
+    status: str  # unknown, pending, partial, complete, error
+    registration_id: str
+    error_code: int
+    error_name: str
+
+
+def _record(item: ImportedWindowsAutopilotDeviceIdentity) -> ImportedRecord:
+    state = item.state
+    status = state.device_import_status.value if state and state.device_import_status else "unknown"
+    return ImportedRecord(
+        id=item.id or "",
+        serial=item.serial_number or "",
+        status=status,
+        registration_id=(state.device_registration_id or "") if state else "",
+        error_code=(state.device_error_code or 0) if state else 0,
+        error_name=(state.device_error_name or "") if state else "",
+    )
+
+
+def classify(error: Exception) -> Exception:
+    """Turn SDK and transport errors into :class:`GraphUnavailable` or :class:`GraphRefused`."""
+    if isinstance(error, httpx.HTTPError):
+        return GraphUnavailable(f"network error talking to Graph: {type(error).__name__}")
+    if isinstance(error, APIError):
+        status = error.response_status_code or 0
+        headers = {k.lower(): v for k, v in (error.response_headers or {}).items()}
+        request_id = str(headers.get("request-id") or headers.get("client-request-id") or "")
+        odata = getattr(error, "error", None)
+        code = getattr(odata, "code", "") or ""
+        message = getattr(odata, "message", "") or str(error.message or "")
+        if status == 429 or status >= 500 or status == 0:
+            retry = headers.get("retry-after")
+            try:
+                seconds = float(retry) if retry else 0.0
+            except ValueError:
+                seconds = 0.0
+            return GraphUnavailable(f"Graph answered {status} {code}".strip(), seconds)
+        return GraphRefused(status, code, message, request_id)
+    return error
+
+
+class AutopilotClient:
+    def __init__(self, client: GraphServiceClient) -> None:
+        self._client = client
+        self._imports = client.device_management.imported_windows_autopilot_device_identities
+
+    async def import_devices(self, messages: list[RegistrationMessage]) -> list[ImportedRecord]:
+        """One ``import`` action for the whole batch: one write against the throttle budget, not N."""
+        body = ImportPostRequestBody(
+            imported_windows_autopilot_device_identities=[
+                ImportedWindowsAutopilotDeviceIdentity(
+                    serial_number=m.serial,
+                    hardware_identifier=base64.b64decode(m.hardware_hash),
+                    group_tag=m.group_tag or None,
+                    product_key=m.product_key or None,
+                    assigned_user_principal_name=m.assigned_user or None,
+                )
+                for m in messages
+            ]
+        )
+        try:
+            result = await self._imports.import_.post(body)
+        except Exception as error:  # noqa: BLE001 - sorted by classify
+            raise classify(error) from error
+        return [_record(item) for item in (result.value if result else [])]
+
+    async def list_imports(self) -> list[ImportedRecord]:
+        """Every imported identity, following @odata.nextLink (one call per page, not per device)."""
+        try:
+            first = await self._imports.get()
+            items: list[ImportedRecord] = []
+            if first is None:
+                return items
+            await PageIterator(first, self._client.request_adapter).iterate(lambda i: items.append(_record(i)) or True)
+            return items
+        except Exception as error:  # noqa: BLE001
+            raise classify(error) from error
+
+    async def list_devices(self) -> list[AutopilotDevice]:
+        return await list_autopilot_devices(self._client)
+
+    async def delete_import(self, identity_id: str) -> None:
+        try:
+            await self._imports.by_imported_windows_autopilot_device_identity_id(identity_id).delete()
+        except Exception as error:  # noqa: BLE001
+            raise classify(error) from error
+
+
+@dataclass(frozen=True, slots=True)
+class AutopilotDevice:
+    id: str
+    serial: str
+    group_tag: str
+    aad_device_id: str
+    enrollment_state: str
+    last_contacted: str  # ISO 8601; "0001-01-01..." when never
+
+
+def _device(item) -> AutopilotDevice:
+    last = item.last_contacted_date_time
+    return AutopilotDevice(
+        id=item.id or "",
+        serial=item.serial_number or "",
+        group_tag=item.group_tag or "",
+        aad_device_id=item.azure_active_directory_device_id or "",
+        enrollment_state=item.enrollment_state.value if item.enrollment_state else "unknown",
+        last_contacted=last.isoformat() if last else "",
+    )
+
+
+async def list_autopilot_devices(client: GraphServiceClient) -> list[AutopilotDevice]:
+    """Every Autopilot device, paged: one read per page for the whole tenant."""
+    try:
+        first = await client.device_management.windows_autopilot_device_identities.get()
+        items: list[AutopilotDevice] = []
+        if first is None:
+            return items
+        await PageIterator(first, client.request_adapter).iterate(lambda i: items.append(_device(i)) or True)
+        return items
+    except Exception as error:  # noqa: BLE001
+        raise classify(error) from error

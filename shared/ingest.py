@@ -1,0 +1,173 @@
+"""Ingest one upload: route it, validate every row, merge with devices already known, record outcomes,
+enqueue accepted devices and write the report.
+
+Safe to run twice on the same blob (a redelivered blob event): the upload id is derived from the blob's
+name and ETag, a finished upload is skipped, and a half-finished one is completed without re-enqueueing
+devices whose messages were already sent (and a message sent twice is harmless to register).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .config import Settings
+from .intake import DeviceRow, FileRejected, Rejection, open_devices
+from .intake.merge import Merger
+from .messages import RegistrationMessage
+from .queue import MessageSender
+from .reports import render_csv, render_json, report_paths
+from .routing import UploadRejected, UploadTarget, route
+from .state import DeviceRecord, RowOutcome, StateStore, UploadRecord
+from .states import DeviceState
+
+log = logging.getLogger("registrar.ingest")
+
+ReportWriter = Callable[[str, str, bytes, str], None]  # container, path, data, content type
+StreamOpener = Callable[[], BinaryIO]
+
+
+@dataclass(slots=True)
+class IngestContext:
+    settings: Settings
+    store: StateStore
+    sender: MessageSender
+    write_report: ReportWriter
+
+
+def upload_id_for(container: str, blob_name: str, etag: str) -> str:
+    return hashlib.sha256(f"{container}/{blob_name}@{etag}".encode()).hexdigest()[:32]
+
+
+def ingest_upload(container: str, blob_name: str, etag: str, open_stream: StreamOpener, ctx: IngestContext,
+                  size: int | None = None) -> UploadRecord:
+    upload_id = upload_id_for(container, blob_name, etag)
+    existing = ctx.store.get_upload(upload_id)
+    if existing and existing.status in ("complete", "rejected"):
+        log.info("upload already processed", extra={"upload_id": upload_id, "status": existing.status})
+        return existing
+    try:
+        target = route(container, blob_name, ctx.settings.profiles)
+    except UploadRejected as rejected:
+        profile = blob_name.partition("/")[0] if "/" in blob_name else ""
+        partner = container.removeprefix("partner-") if container.startswith("partner-") else ""
+        upload = UploadRecord(upload_id, container, blob_name, profile, partner, "rejected", rejected.reason)
+        _finish(ctx, upload, [RowOutcome(0, "", "rejected", rejected.code, rejected.reason)])
+        return upload
+    upload = existing or UploadRecord(upload_id, container, blob_name, target.profile, target.partner or "", "processing")
+    ctx.store.put_upload(upload)
+    try:
+        if size is not None and size > ctx.settings.max_upload_bytes:
+            limit = ctx.settings.max_upload_bytes // (1024 * 1024)
+            raise FileRejected(f"{container}/{blob_name}", "file.too_large",
+                               f"the file is {size // (1024 * 1024)} MiB; the limit is {limit} MiB: split it")
+        outcomes = _process(target, upload_id, open_stream, ctx)
+    except FileRejected as error:
+        upload.status, upload.reason = "rejected", error.reason
+        _finish(ctx, upload, [RowOutcome(error.line, "", "rejected", error.code, error.as_rejection().message)])
+        return upload
+    upload.status = "complete"
+    _finish(ctx, upload, outcomes)
+    return upload
+
+
+def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome]) -> None:
+    outcomes.sort(key=lambda o: o.line)
+    upload.accepted = sum(o.outcome == "accepted" for o in outcomes)
+    upload.duplicates = sum(o.outcome == "duplicate" for o in outcomes)
+    upload.rejected = sum(o.outcome == "rejected" for o in outcomes)
+    ctx.store.put_rows(upload.upload_id, outcomes)
+    csv_path, json_path = report_paths(upload.blob_name)
+    ctx.write_report(upload.container, csv_path, render_csv(outcomes), "text/csv")
+    ctx.write_report(upload.container, json_path, render_json(upload, outcomes), "application/json")
+    ctx.store.put_upload(upload)  # last: "complete" only once rows and reports exist
+    log.info(
+        "upload processed",
+        extra={"upload_id": upload.upload_id, "status": upload.status, "accepted": upload.accepted,
+               "duplicates": upload.duplicates, "rejected": upload.rejected},
+    )
+
+
+def _process(target: UploadTarget, upload_id: str, open_stream: StreamOpener, ctx: IngestContext) -> list[RowOutcome]:
+    settings = ctx.settings
+    file = f"{target.container}/{target.blob_name}"
+    # Pass 1: classify every row of the file (compact: no hashes kept).
+    merger = Merger()
+    for outcome in open_devices(open_stream(), file, max_bytes=settings.max_upload_bytes):
+        merger.add(outcome)
+    merged = merger.result()
+    outcomes: dict[int, RowOutcome] = {}
+    for rejection in merged.rejected:
+        outcomes[rejection.line] = RowOutcome(rejection.line, rejection.serial, "rejected", rejection.code, rejection.message)
+    for duplicate in merged.duplicates:
+        outcomes[duplicate.ref.line] = RowOutcome(
+            duplicate.ref.line, duplicate.ref.serial, "duplicate", "duplicate.in_file",
+            f"same device as line {duplicate.kept.line} of this file",
+        )
+    keep = {ref.line for ref in merged.accepted}
+    # Pass 2: stream again; decide accepted rows against the devices already known, and enqueue.
+    profile = settings.profiles.profiles[target.profile]
+    batch: list[RegistrationMessage] = []
+    for row in open_devices(open_stream(), file, max_bytes=settings.max_upload_bytes):
+        if isinstance(row, Rejection) or row.line not in keep:
+            continue
+        outcome, message = _decide(row, target, profile.group_tag, upload_id, ctx)
+        outcomes[row.line] = outcome
+        if message:
+            batch.append(message)
+            if len(batch) >= 100:
+                ctx.sender.send(batch)
+                batch = []
+    if batch:
+        ctx.sender.send(batch)
+    return list(outcomes.values())
+
+
+def _decide(row: DeviceRow, target: UploadTarget, profile_tag: str, upload_id: str,
+            ctx: IngestContext) -> tuple[RowOutcome, RegistrationMessage | None]:
+    def rejected(code: str, reason: str) -> tuple[RowOutcome, None]:
+        return RowOutcome(row.line, row.serial, "rejected", code, f"{row.file}, line {row.line}: {reason}"), None
+
+    if row.group_tag and row.group_tag != profile_tag:
+        return rejected("group_tag.profile_mismatch",
+                        f"group tag {row.group_tag!r} differs from profile {target.profile!r}'s tag {profile_tag!r}: "
+                        "the profile decides the tag (leave the column empty)")
+    if row.kind != "hash":
+        return rejected("tuple.unsupported",
+                        "rows without a hardware hash (manufacturer, model, serial) are registered through the "
+                        "partner's own Autopilot channel, not by this service")
+    digest = row.hash_digest.hex() if row.hash_digest else ""
+    message = RegistrationMessage(
+        tenant=ctx.settings.tenant_id, serial=row.serial, profile=target.profile, partner=target.partner or "",
+        group_tag=profile_tag, hardware_hash=row.hardware_hash or "", hash_digest=digest,
+        product_key=row.product_key or "", assigned_user=row.assigned_user or "", upload_id=upload_id,
+        file=row.file, line=row.line,
+    )
+    record = DeviceRecord(
+        serial=row.serial, profile=target.profile, partner=target.partner or "", group_tag=profile_tag,
+        hash_digest=digest, upload_id=upload_id, file=row.file, line=row.line, assigned_user=row.assigned_user or "",
+    )
+    if ctx.store.create_device(record):
+        return RowOutcome(row.line, row.serial, "accepted"), message
+    known = ctx.store.get_device(row.serial)
+    if known is None:  # deleted in between: treat as new next time
+        return rejected("device.busy", "the device record changed while this upload was processed: upload it again")
+    if known.partner != (target.partner or ""):
+        return rejected("serial.owned_elsewhere", "this serial was uploaded by another organisation or partner area")
+    if known.hash_digest != digest:
+        return rejected("serial.conflict_existing",
+                        f"serial already received with a different hardware hash (upload {known.upload_id[:8]}, "
+                        f"{known.file} line {known.line}): nothing changed")
+    if known.upload_id == upload_id and known.state == DeviceState.QUEUED:
+        return RowOutcome(row.line, row.serial, "accepted"), message  # our own earlier, interrupted attempt
+    if known.profile != target.profile:
+        def move(record: DeviceRecord) -> None:
+            record.profile, record.group_tag = target.profile, profile_tag
+        ctx.store.update_device(row.serial, move)
+        return RowOutcome(row.line, row.serial, "duplicate", "device.profile_changed",
+                          f"already received; moved from profile {known.profile!r} to {target.profile!r}"), None
+    return RowOutcome(row.line, row.serial, "duplicate", "duplicate.known",
+                      f"already received in an earlier upload ({known.file} line {known.line})"), None

@@ -1,0 +1,125 @@
+"""The timer's work: poll pending imports in bulk and move devices to their next state.
+
+Cost grows with pending work: with no device pending, a run reads nothing from Graph.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from .errors import ALREADY_REGISTERED, describe_import_error
+from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphUnavailable, ImportedRecord
+from .intake.model import serial_key
+from .state import DeviceRecord, StateStore
+from .states import DeviceState
+
+log = logging.getLogger("registrar.reconcile")
+
+STUCK_AFTER = timedelta(minutes=60)
+
+
+@dataclass(slots=True)
+class ReconcileSummary:
+    checked: int = 0
+    registered: int = 0
+    failed: int = 0
+    still_pending: int = 0
+    stuck: int = 0
+    deleted_imports: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def reconcile_imports(store: StateStore, graph: AutopilotClient, *, stuck_after: timedelta = STUCK_AFTER,
+                            now: datetime | None = None) -> ReconcileSummary:
+    summary = ReconcileSummary()
+    pending = store.pending_serials()
+    if not pending:
+        return summary
+    now = now or datetime.now(UTC)
+    try:
+        imports = await graph.list_imports()
+    except GraphUnavailable as error:
+        summary.errors.append(str(error))
+        return summary
+    by_id = {r.id: r for r in imports}
+    by_serial: dict[str, ImportedRecord] = {}
+    for record in imports:
+        by_serial.setdefault(serial_key(record.serial), record)
+    devices: dict[str, AutopilotDevice] | None = None
+    finished: list[ImportedRecord] = []
+    for serial in pending:
+        device = store.get_device(serial)
+        if device is None:
+            continue
+        summary.checked += 1
+        record = by_id.get(device.import_id) or (by_serial.get(serial_key(serial)) if device.state == DeviceState.IMPORTING else None)
+        if record is None or record.status in ("unknown", "pending", "partial"):
+            summary.still_pending += 1
+            summary.stuck += _flag_if_stuck(store, device, now, stuck_after)
+            continue
+        if record.status == "complete" or (record.status == "error" and record.error_code == 806):
+            if devices is None:
+                try:
+                    devices = {serial_key(d.serial): d for d in await graph.list_devices()}
+                except GraphUnavailable as error:
+                    summary.errors.append(str(error))
+                    return summary
+            _registered(store, device, record, devices.get(serial_key(serial)))
+            summary.registered += 1
+        else:
+            _failed(store, device, record)
+            summary.failed += 1
+        finished.append(record)
+    for record in finished:  # Intune expects processed import records to be deleted, whatever the outcome
+        try:
+            await graph.delete_import(record.id)
+            summary.deleted_imports += 1
+        except Exception as error:  # noqa: BLE001 - a later run deletes it
+            summary.errors.append(f"delete import {record.id}: {error}")
+    log.info("reconcile imports", extra={"checked": summary.checked, "registered": summary.registered,
+                                          "failed": summary.failed, "pending": summary.still_pending})
+    return summary
+
+
+def _registered(store: StateStore, device: DeviceRecord, record: ImportedRecord, autopilot: AutopilotDevice | None) -> None:
+    def apply(d: DeviceRecord) -> None:
+        d.state = DeviceState.READY
+        d.error_code = "806" if record.status == "error" else ""
+        d.message = ALREADY_REGISTERED if record.status == "error" else "Ready for user"
+        if autopilot:
+            d.autopilot_id, d.aad_device_id = autopilot.id, autopilot.aad_device_id
+        elif record.registration_id:
+            d.autopilot_id = record.registration_id
+
+    store.update_device(device.serial, apply)
+
+
+def _failed(store: StateStore, device: DeviceRecord, record: ImportedRecord) -> None:
+    code, message = describe_import_error(record.error_code, record.error_name, record.id)
+
+    def apply(d: DeviceRecord) -> None:
+        d.state = DeviceState.FAILED
+        d.error_code, d.message = code, message
+
+    store.update_device(device.serial, apply)
+
+
+def _flag_if_stuck(store: StateStore, device: DeviceRecord, now: datetime, stuck_after: timedelta) -> int:
+    since = device.pending_since or device.updated
+    try:
+        started = datetime.fromisoformat(since)
+    except ValueError:
+        return 0
+    if now - started < stuck_after or device.error_code == "stuck":
+        return int(device.error_code == "stuck")
+    minutes = int((now - started).total_seconds() // 60)
+
+    def flag(d: DeviceRecord) -> None:
+        d.error_code = "stuck"
+        d.message = (f"Registration Pending for {minutes} minutes: the import looks stuck; Intune may be slow, "
+                     "or the device may belong to another organisation")
+
+    store.update_device(device.serial, flag)
+    return 1

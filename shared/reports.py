@@ -1,0 +1,64 @@
+"""Per-upload result reports (CSV for people, JSON for machines), written next to the upload.
+
+Report cells come from uploaded data, and admins open reports in Excel: any cell that Excel would read as
+a formula (``=``, ``+``, ``-``, ``@``, tab, CR) is prefixed with ``'`` so it shows as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from .config import REPORTS_PREFIX
+from .state import RowOutcome, UploadRecord
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: object) -> str:
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def report_paths(blob_name: str) -> tuple[str, str]:
+    base = f"{REPORTS_PREFIX}{blob_name}.result"
+    return base + ".csv", base + ".json"
+
+
+def render_csv(rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None) -> bytes:
+    """``states`` maps a serial key to (state display name, message) once devices progress."""
+    from .intake.model import serial_key
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["Line", "Serial", "Outcome", "Code", "Message", "State", "State message"])
+    for row in rows:
+        state, state_message = (states or {}).get(serial_key(row.serial), ("", "")) if row.outcome == "accepted" else ("", "")
+        writer.writerow([neutralise(v) for v in (row.line, row.serial, row.outcome, row.code, row.message, state, state_message)])
+    return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel opens UTF-8 correctly
+
+
+def render_json(upload: UploadRecord, rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None) -> bytes:
+    from .intake.model import serial_key
+
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        item = row.as_dict()
+        if row.outcome == "accepted" and states and serial_key(row.serial) in states:
+            item["state"], item["stateMessage"] = states[serial_key(row.serial)]
+        items.append(item)
+    document = {
+        "uploadId": upload.upload_id,
+        "container": upload.container,
+        "blob": upload.blob_name,
+        "profile": upload.profile,
+        "partner": upload.partner or None,
+        "status": upload.status,
+        "reason": upload.reason or None,
+        "counts": {"accepted": upload.accepted, "duplicates": upload.duplicates, "rejected": upload.rejected},
+        "rows": items,
+    }
+    return json.dumps(document, indent=1).encode("utf-8")

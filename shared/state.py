@@ -1,0 +1,233 @@
+"""The state store on Azure Table Storage (Azurite locally): devices, uploads, row outcomes, and the
+index of devices that still need polling.
+
+Every update is conditional on the entity's ETag, so two workers (or a redelivered message racing the
+original) can never overwrite each other's changes silently: the loser re-reads and decides again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from .intake.model import serial_key
+from .states import DeviceState
+
+DEVICES_PARTITION = "device"
+UPLOADS_PARTITION = "upload"
+PENDING_PARTITION = "pending"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def row_key(serial: str) -> str:
+    """Table keys refuse / \\ # ? and control characters; serials may contain some of them."""
+    return quote(serial_key(serial), safe="")
+
+
+@dataclass(slots=True)
+class DeviceRecord:
+    serial: str
+    profile: str
+    partner: str  # "" for admin uploads
+    group_tag: str
+    hash_digest: str  # hex; "" for partner tuples
+    upload_id: str
+    file: str
+    line: int
+    state: str = DeviceState.QUEUED
+    message: str = ""
+    error_code: str = ""
+    assigned_user: str = ""
+    import_id: str = ""
+    autopilot_id: str = ""
+    aad_device_id: str = ""
+    attempts: int = 0
+    pending_since: str = ""
+    created: str = field(default_factory=now_iso)
+    updated: str = field(default_factory=now_iso)
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return row_key(self.serial)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.hash_digest[:12] or "-"
+
+    def to_entity(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("etag")
+        return {"PartitionKey": DEVICES_PARTITION, "RowKey": self.key, **data}
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> DeviceRecord:
+        names = {f.name for f in dataclasses.fields(cls)} - {"etag"}
+        record = cls(**{k: entity[k] for k in names if k in entity})
+        record.etag = entity.metadata.get("etag")
+        return record
+
+
+@dataclass(slots=True)
+class UploadRecord:
+    upload_id: str
+    container: str
+    blob_name: str
+    profile: str
+    partner: str
+    status: str  # "processing", "complete", "rejected"
+    reason: str = ""
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    received: str = field(default_factory=now_iso)
+    updated: str = field(default_factory=now_iso)
+    etag: str | None = field(default=None, compare=False)
+
+    def to_entity(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("etag")
+        return {"PartitionKey": UPLOADS_PARTITION, "RowKey": self.upload_id, **data}
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> UploadRecord:
+        names = {f.name for f in dataclasses.fields(cls)} - {"etag"}
+        record = cls(**{k: entity[k] for k in names if k in entity})
+        record.etag = entity.metadata.get("etag")
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    line: int
+    serial: str
+    outcome: str  # "accepted", "duplicate", "rejected"
+    code: str = ""
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ConcurrencyConflict(Exception):
+    """Someone else changed the entity since we read it."""
+
+
+T = TypeVar("T")
+
+
+class StateStore:
+    def __init__(self, service: TableServiceClient, prefix: str = "registrar") -> None:
+        self._service = service
+        self.devices = self._table(f"{prefix}devices")
+        self.uploads = self._table(f"{prefix}uploads")
+        self.rows = self._table(f"{prefix}rows")
+
+    def _table(self, name: str) -> TableClient:
+        return self._service.create_table_if_not_exists(name)
+
+    # -- devices ----------------------------------------------------------------------------------------------
+    def get_device(self, serial: str) -> DeviceRecord | None:
+        try:
+            return DeviceRecord.from_entity(self.devices.get_entity(DEVICES_PARTITION, row_key(serial)))
+        except ResourceNotFoundError:
+            return None
+
+    def create_device(self, record: DeviceRecord) -> bool:
+        """False when the device exists already (another upload, or our own earlier attempt)."""
+        try:
+            meta = self.devices.create_entity(record.to_entity())
+        except ResourceExistsError:
+            return False
+        record.etag = meta.get("etag")
+        if record.state in (DeviceState.PENDING, DeviceState.IMPORTING):
+            self._mark_pending(record)
+        return True
+
+    def save_device(self, record: DeviceRecord) -> None:
+        """Replace the device if nobody changed it since it was read; raise :class:`ConcurrencyConflict`."""
+        record.updated = now_iso()
+        try:
+            meta = self.devices.update_entity(
+                record.to_entity(), mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as error:
+            raise ConcurrencyConflict(record.serial) from error
+        record.etag = meta.get("etag")
+        if record.state in (DeviceState.PENDING, DeviceState.IMPORTING):
+            self._mark_pending(record)
+        else:
+            self._unmark_pending(record)
+
+    def update_device(self, serial: str, change: Callable[[DeviceRecord], T], attempts: int = 5) -> T | None:
+        """Read, apply ``change``, save with the ETag; on a conflict read again and re-apply."""
+        for _ in range(attempts):
+            record = self.get_device(serial)
+            if record is None:
+                return None
+            result = change(record)
+            try:
+                self.save_device(record)
+                return result
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(serial)
+
+    def all_devices(self) -> Iterator[DeviceRecord]:
+        for entity in self.devices.query_entities(f"PartitionKey eq '{DEVICES_PARTITION}'"):
+            yield DeviceRecord.from_entity(entity)
+
+    # -- the polling index: the timer's cost grows with pending work, not with total devices ----------------
+    def _mark_pending(self, record: DeviceRecord) -> None:
+        self.devices.upsert_entity({"PartitionKey": PENDING_PARTITION, "RowKey": record.key, "serial": record.serial})
+
+    def _unmark_pending(self, record: DeviceRecord) -> None:
+        try:
+            self.devices.delete_entity(PENDING_PARTITION, record.key)
+        except ResourceNotFoundError:
+            pass
+
+    def pending_serials(self) -> list[str]:
+        return [e["serial"] for e in self.devices.query_entities(f"PartitionKey eq '{PENDING_PARTITION}'")]
+
+    # -- uploads and their rows -------------------------------------------------------------------------------
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        try:
+            return UploadRecord.from_entity(self.uploads.get_entity(UPLOADS_PARTITION, upload_id))
+        except ResourceNotFoundError:
+            return None
+
+    def put_upload(self, record: UploadRecord) -> None:
+        record.updated = now_iso()
+        self.uploads.upsert_entity(record.to_entity(), mode=UpdateMode.REPLACE)
+
+    def all_uploads(self) -> Iterator[UploadRecord]:
+        for entity in self.uploads.query_entities(f"PartitionKey eq '{UPLOADS_PARTITION}'"):
+            yield UploadRecord.from_entity(entity)
+
+    def put_rows(self, upload_id: str, outcomes: Iterable[RowOutcome]) -> None:
+        """Upserts in transactions of 100 (one partition per upload), so re-running is harmless."""
+        batch: list[tuple[str, dict[str, Any]]] = []
+        for outcome in outcomes:
+            entity = {"PartitionKey": upload_id, "RowKey": f"{outcome.line:010d}", **outcome.as_dict()}
+            batch.append(("upsert", entity))
+            if len(batch) == 100:
+                self.rows.submit_transaction(batch)
+                batch = []
+        if batch:
+            self.rows.submit_transaction(batch)
+
+    def rows_of(self, upload_id: str) -> list[RowOutcome]:
+        entities = self.rows.query_entities(f"PartitionKey eq '{upload_id}'")
+        return [RowOutcome(e["line"], e["serial"], e["outcome"], e.get("code", ""), e.get("message", "")) for e in entities]
