@@ -11,7 +11,7 @@ import os
 import azure.functions as func
 
 from functions import ingest, reconcile, register
-from shared.config import ConfigError, load_profiles, ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX
+from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_profiles
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -28,8 +28,12 @@ def _blob_function(container: str) -> None:
     name = "ingest_" + container.replace("-", "_")
 
     @app.function_name(name)
-    @app.blob_trigger(arg_name="blob", path=f"{container}/{{name}}", connection="AzureWebJobsStorage",
-                      source=func.BlobSource.EVENT_GRID)
+    @app.blob_trigger(
+        arg_name="blob",
+        path=f"{container}/{{name}}",
+        connection="AzureWebJobsStorage",
+        source=func.BlobSource.EVENT_GRID,
+    )
     def run(blob: func.InputStream) -> None:
         ingest.main(blob)
 
@@ -39,8 +43,12 @@ for _container in _containers():
 
 
 @app.function_name("register")
-@app.service_bus_queue_trigger(arg_name="messages", queue_name="%REGISTRATION_QUEUE%",
-                               connection="ServiceBusConnection", cardinality=func.Cardinality.MANY)
+@app.service_bus_queue_trigger(
+    arg_name="messages",
+    queue_name="%REGISTRATION_QUEUE%",
+    connection="ServiceBusConnection",
+    cardinality=func.Cardinality.MANY,
+)
 async def register_devices(messages: list[func.ServiceBusMessage]) -> None:
     await register.main(messages)
 

@@ -18,7 +18,7 @@ def main(blob: func.InputStream, rt: Runtime | None = None) -> UploadRecord | No
     container, _, name = (blob.name or "").partition("/")
     if is_report(name):
         return None  # our own report files
-    properties = blob.blob_properties or {}
+    properties = getattr(blob, "blob_properties", None) or {}
     if blob.length is not None and blob.length > rt.settings.max_upload_bytes:
         etag = properties.get("ETag") or f"length-{blob.length}"
         return ingest_upload(container, name, etag, io.BytesIO, rt.ingest, size=blob.length)  # never read it

@@ -16,13 +16,19 @@ class RetryLater(Exception):
 
 def deliveries(messages: list[func.ServiceBusMessage], max_deliveries: int = MAX_DELIVERY_COUNT) -> list[Delivery]:
     return [
-        Delivery(m.get_body().decode("utf-8", "replace"), m.message_id or "", m.delivery_count or 1, max_deliveries)
+        Delivery(
+            body=m.get_body().decode("utf-8", "replace"),
+            message_id=m.message_id or "",
+            delivery_count=m.delivery_count or 1,
+            max_deliveries=max_deliveries,
+        )
         for m in messages
     ]
 
 
-async def process(messages: list[func.ServiceBusMessage], rt: Runtime, max_deliveries: int = MAX_DELIVERY_COUNT
-                  ) -> list[Settlement]:
+async def process(
+    messages: list[func.ServiceBusMessage], rt: Runtime, max_deliveries: int = MAX_DELIVERY_COUNT
+) -> list[Settlement]:
     return await register_batch(deliveries(messages, max_deliveries), rt.store, rt.graph)
 
 
@@ -30,5 +36,7 @@ async def main(messages: list[func.ServiceBusMessage], rt: Runtime | None = None
     settlements = await process(messages, rt or runtime())
     unfinished = [s for s in settlements if s.action != "complete"]
     if unfinished:
-        raise RetryLater(f"{len(unfinished)} of {len(settlements)} messages need another delivery: "
-                         + "; ".join(sorted({s.reason for s in unfinished}))[:500])
+        raise RetryLater(
+            f"{len(unfinished)} of {len(settlements)} messages need another delivery: "
+            + "; ".join(sorted({s.reason for s in unfinished}))[:500]
+        )

@@ -42,8 +42,9 @@ def upload_id_for(container: str, blob_name: str, etag: str) -> str:
     return hashlib.sha256(f"{container}/{blob_name}@{etag}".encode()).hexdigest()[:32]
 
 
-def ingest_upload(container: str, blob_name: str, etag: str, open_stream: StreamOpener, ctx: IngestContext,
-                  size: int | None = None) -> UploadRecord:
+def ingest_upload(
+    container: str, blob_name: str, etag: str, open_stream: StreamOpener, ctx: IngestContext, size: int | None = None
+) -> UploadRecord:
     upload_id = upload_id_for(container, blob_name, etag)
     existing = ctx.store.get_upload(upload_id)
     if existing and existing.status in ("complete", "rejected"):
@@ -57,13 +58,18 @@ def ingest_upload(container: str, blob_name: str, etag: str, open_stream: Stream
         upload = UploadRecord(upload_id, container, blob_name, profile, partner, "rejected", rejected.reason)
         _finish(ctx, upload, [RowOutcome(0, "", "rejected", rejected.code, rejected.reason)])
         return upload
-    upload = existing or UploadRecord(upload_id, container, blob_name, target.profile, target.partner or "", "processing")
+    upload = existing or UploadRecord(
+        upload_id, container, blob_name, target.profile, target.partner or "", "processing"
+    )
     ctx.store.put_upload(upload)
     try:
         if size is not None and size > ctx.settings.max_upload_bytes:
             limit = ctx.settings.max_upload_bytes // (1024 * 1024)
-            raise FileRejected(f"{container}/{blob_name}", "file.too_large",
-                               f"the file is {size // (1024 * 1024)} MiB; the limit is {limit} MiB: split it")
+            raise FileRejected(
+                f"{container}/{blob_name}",
+                "file.too_large",
+                f"the file is {size // (1024 * 1024)} MiB; the limit is {limit} MiB: split it",
+            )
         outcomes = _process(target, upload_id, open_stream, ctx)
     except FileRejected as error:
         upload.status, upload.reason = "rejected", error.reason
@@ -86,8 +92,13 @@ def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome]
     ctx.store.put_upload(upload)  # last: "complete" only once rows and reports exist
     log.info(
         "upload processed",
-        extra={"upload_id": upload.upload_id, "status": upload.status, "accepted": upload.accepted,
-               "duplicates": upload.duplicates, "rejected": upload.rejected},
+        extra={
+            "upload_id": upload.upload_id,
+            "status": upload.status,
+            "accepted": upload.accepted,
+            "duplicates": upload.duplicates,
+            "rejected": upload.rejected,
+        },
     )
 
 
@@ -101,10 +112,15 @@ def _process(target: UploadTarget, upload_id: str, open_stream: StreamOpener, ct
     merged = merger.result()
     outcomes: dict[int, RowOutcome] = {}
     for rejection in merged.rejected:
-        outcomes[rejection.line] = RowOutcome(rejection.line, rejection.serial, "rejected", rejection.code, rejection.message)
+        outcomes[rejection.line] = RowOutcome(
+            rejection.line, rejection.serial, "rejected", rejection.code, rejection.message
+        )
     for duplicate in merged.duplicates:
         outcomes[duplicate.ref.line] = RowOutcome(
-            duplicate.ref.line, duplicate.ref.serial, "duplicate", "duplicate.in_file",
+            duplicate.ref.line,
+            duplicate.ref.serial,
+            "duplicate",
+            "duplicate.in_file",
             f"same device as line {duplicate.kept.line} of this file",
         )
     keep = {ref.line for ref in merged.accepted}
@@ -126,29 +142,49 @@ def _process(target: UploadTarget, upload_id: str, open_stream: StreamOpener, ct
     return list(outcomes.values())
 
 
-def _decide(row: DeviceRow, target: UploadTarget, profile_tag: str, upload_id: str,
-            ctx: IngestContext) -> tuple[RowOutcome, RegistrationMessage | None]:
+def _decide(
+    row: DeviceRow, target: UploadTarget, profile_tag: str, upload_id: str, ctx: IngestContext
+) -> tuple[RowOutcome, RegistrationMessage | None]:
     def rejected(code: str, reason: str) -> tuple[RowOutcome, None]:
         return RowOutcome(row.line, row.serial, "rejected", code, f"{row.file}, line {row.line}: {reason}"), None
 
     if row.group_tag and row.group_tag != profile_tag:
-        return rejected("group_tag.profile_mismatch",
-                        f"group tag {row.group_tag!r} differs from profile {target.profile!r}'s tag {profile_tag!r}: "
-                        "the profile decides the tag (leave the column empty)")
+        return rejected(
+            "group_tag.profile_mismatch",
+            f"group tag {row.group_tag!r} differs from profile {target.profile!r}'s tag {profile_tag!r}: "
+            "the profile decides the tag (leave the column empty)",
+        )
     if row.kind != "hash":
-        return rejected("tuple.unsupported",
-                        "rows without a hardware hash (manufacturer, model, serial) are registered through the "
-                        "partner's own Autopilot channel, not by this service")
+        return rejected(
+            "tuple.unsupported",
+            "rows without a hardware hash (manufacturer, model, serial) are registered through the "
+            "partner's own Autopilot channel, not by this service",
+        )
     digest = row.hash_digest.hex() if row.hash_digest else ""
     message = RegistrationMessage(
-        tenant=ctx.settings.tenant_id, serial=row.serial, profile=target.profile, partner=target.partner or "",
-        group_tag=profile_tag, hardware_hash=row.hardware_hash or "", hash_digest=digest,
-        product_key=row.product_key or "", assigned_user=row.assigned_user or "", upload_id=upload_id,
-        file=row.file, line=row.line,
+        tenant=ctx.settings.tenant_id,
+        serial=row.serial,
+        profile=target.profile,
+        partner=target.partner or "",
+        group_tag=profile_tag,
+        hardware_hash=row.hardware_hash or "",
+        hash_digest=digest,
+        product_key=row.product_key or "",
+        assigned_user=row.assigned_user or "",
+        upload_id=upload_id,
+        file=row.file,
+        line=row.line,
     )
     record = DeviceRecord(
-        serial=row.serial, profile=target.profile, partner=target.partner or "", group_tag=profile_tag,
-        hash_digest=digest, upload_id=upload_id, file=row.file, line=row.line, assigned_user=row.assigned_user or "",
+        serial=row.serial,
+        profile=target.profile,
+        partner=target.partner or "",
+        group_tag=profile_tag,
+        hash_digest=digest,
+        upload_id=upload_id,
+        file=row.file,
+        line=row.line,
+        assigned_user=row.assigned_user or "",
     )
     if ctx.store.create_device(record):
         return RowOutcome(row.line, row.serial, "accepted"), message
@@ -158,16 +194,30 @@ def _decide(row: DeviceRow, target: UploadTarget, profile_tag: str, upload_id: s
     if known.partner != (target.partner or ""):
         return rejected("serial.owned_elsewhere", "this serial was uploaded by another organisation or partner area")
     if known.hash_digest != digest:
-        return rejected("serial.conflict_existing",
-                        f"serial already received with a different hardware hash (upload {known.upload_id[:8]}, "
-                        f"{known.file} line {known.line}): nothing changed")
+        return rejected(
+            "serial.conflict_existing",
+            f"serial already received with a different hardware hash (upload {known.upload_id[:8]}, "
+            f"{known.file} line {known.line}): nothing changed",
+        )
     if known.upload_id == upload_id and known.state == DeviceState.QUEUED:
         return RowOutcome(row.line, row.serial, "accepted"), message  # our own earlier, interrupted attempt
     if known.profile != target.profile:
+
         def move(record: DeviceRecord) -> None:
             record.profile, record.group_tag = target.profile, profile_tag
+
         ctx.store.update_device(row.serial, move)
-        return RowOutcome(row.line, row.serial, "duplicate", "device.profile_changed",
-                          f"already received; moved from profile {known.profile!r} to {target.profile!r}"), None
-    return RowOutcome(row.line, row.serial, "duplicate", "duplicate.known",
-                      f"already received in an earlier upload ({known.file} line {known.line})"), None
+        return RowOutcome(
+            row.line,
+            row.serial,
+            "duplicate",
+            "device.profile_changed",
+            f"already received; moved from profile {known.profile!r} to {target.profile!r}",
+        ), None
+    return RowOutcome(
+        row.line,
+        row.serial,
+        "duplicate",
+        "duplicate.known",
+        f"already received in an earlier upload ({known.file} line {known.line})",
+    ), None

@@ -7,7 +7,7 @@ poison (dead-letter) queue are Service Bus features that the local worker reprod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from .config import Settings
@@ -22,13 +22,13 @@ class MessageSender(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
     """One received message, whichever queue it came from."""
 
-    body: str
-    message_id: str
-    delivery_count: int  # 1 on first delivery
+    body: str = field(repr=False)  # carries the hardware hash: never printed or logged
+    message_id: str = ""
+    delivery_count: int = 1
     max_deliveries: int = MAX_DELIVERY_COUNT
 
     @property

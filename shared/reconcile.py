@@ -31,8 +31,9 @@ class ReconcileSummary:
     errors: list[str] = field(default_factory=list)
 
 
-async def reconcile_imports(store: StateStore, graph: AutopilotClient, *, stuck_after: timedelta = STUCK_AFTER,
-                            now: datetime | None = None) -> ReconcileSummary:
+async def reconcile_imports(
+    store: StateStore, graph: AutopilotClient, *, stuck_after: timedelta = STUCK_AFTER, now: datetime | None = None
+) -> ReconcileSummary:
     summary = ReconcileSummary()
     pending = store.pending_serials()
     if not pending:
@@ -54,7 +55,9 @@ async def reconcile_imports(store: StateStore, graph: AutopilotClient, *, stuck_
         if device is None:
             continue
         summary.checked += 1
-        record = by_id.get(device.import_id) or (by_serial.get(serial_key(serial)) if device.state == DeviceState.IMPORTING else None)
+        record = by_id.get(device.import_id) or (
+            by_serial.get(serial_key(serial)) if device.state == DeviceState.IMPORTING else None
+        )
         if record is None or record.status in ("unknown", "pending", "partial"):
             summary.still_pending += 1
             summary.stuck += _flag_if_stuck(store, device, now, stuck_after)
@@ -78,12 +81,21 @@ async def reconcile_imports(store: StateStore, graph: AutopilotClient, *, stuck_
             summary.deleted_imports += 1
         except Exception as error:  # noqa: BLE001 - a later run deletes it
             summary.errors.append(f"delete import {record.id}: {error}")
-    log.info("reconcile imports", extra={"checked": summary.checked, "registered": summary.registered,
-                                          "failed": summary.failed, "pending": summary.still_pending})
+    log.info(
+        "reconcile imports",
+        extra={
+            "checked": summary.checked,
+            "registered": summary.registered,
+            "failed": summary.failed,
+            "pending": summary.still_pending,
+        },
+    )
     return summary
 
 
-def _registered(store: StateStore, device: DeviceRecord, record: ImportedRecord, autopilot: AutopilotDevice | None) -> None:
+def _registered(
+    store: StateStore, device: DeviceRecord, record: ImportedRecord, autopilot: AutopilotDevice | None
+) -> None:
     def apply(d: DeviceRecord) -> None:
         d.state = DeviceState.READY
         d.error_code = "806" if record.status == "error" else ""
@@ -118,8 +130,10 @@ def _flag_if_stuck(store: StateStore, device: DeviceRecord, now: datetime, stuck
 
     def flag(d: DeviceRecord) -> None:
         d.error_code = "stuck"
-        d.message = (f"Registration Pending for {minutes} minutes: the import looks stuck; Intune may be slow, "
-                     "or the device may belong to another organisation")
+        d.message = (
+            f"Registration Pending for {minutes} minutes: the import looks stuck; Intune may be slow, "
+            "or the device may belong to another organisation"
+        )
 
     store.update_device(device.serial, flag)
     return 1

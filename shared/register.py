@@ -37,7 +37,9 @@ async def register_batch(deliveries: list[Delivery], store: StateStore, graph: A
         try:
             message = RegistrationMessage.from_json(delivery.body)
         except ValidationError as error:
-            settlements.append(Settlement(delivery, "dead_letter", f"malformed registration message: {error.error_count()} error(s)"))
+            settlements.append(
+                Settlement(delivery, "dead_letter", f"malformed registration message: {error.error_count()} error(s)")
+            )
             continue
         decision = _claim(message, store)
         if decision is None:
@@ -48,8 +50,11 @@ async def register_batch(deliveries: list[Delivery], store: StateStore, graph: A
         return settlements
     adopted = await _adopt_interrupted(work, store, graph)
     todo = [w for w in work if serial_key(w.message.serial) not in adopted]
-    settlements += [Settlement(w.delivery, "complete", "adopted an import made before a crash") for w in work
-                    if serial_key(w.message.serial) in adopted]
+    settlements += [
+        Settlement(w.delivery, "complete", "adopted an import made before a crash")
+        for w in work
+        if serial_key(w.message.serial) in adopted
+    ]
     if todo:
         settlements += await _import(todo, store, graph)
     return settlements
@@ -80,15 +85,20 @@ def _claim(message: RegistrationMessage, store: StateStore) -> str | None:
 
 async def _adopt_interrupted(work: list[_Work], store: StateStore, graph: AutopilotClient) -> set[str]:
     """Devices whose earlier attempt may have reached Graph: look for their import records (one paged list)."""
-    interrupted = {serial_key(w.message.serial) for w in work
-                   if (r := store.get_device(w.message.serial)) is not None and r.error_code == "interrupted"}
+    interrupted = {
+        serial_key(w.message.serial)
+        for w in work
+        if (r := store.get_device(w.message.serial)) is not None and r.error_code == "interrupted"
+    }
     if not interrupted:
         return set()
     try:
         existing = await graph.list_imports()
     except GraphUnavailable:
         return set()  # import again below; at worst Graph answers 806 for a duplicate, never a second device
-    found: dict[str, ImportedRecord] = {serial_key(r.serial): r for r in existing if serial_key(r.serial) in interrupted}
+    found: dict[str, ImportedRecord] = {
+        serial_key(r.serial): r for r in existing if serial_key(r.serial) in interrupted
+    }
     for key, record in found.items():
         work_item = next(w for w in work if serial_key(w.message.serial) == key)
         _mark_pending(store, work_item.message, record)
@@ -128,8 +138,10 @@ def _mark_pending(store: StateStore, message: RegistrationMessage, record: Impor
         device.pending_since = now_iso()
 
     store.update_device(message.serial, pending)
-    log.info("device import accepted", extra={"serial": message.serial, "fingerprint": message.fingerprint,
-                                               "import_id": record.id})
+    log.info(
+        "device import accepted",
+        extra={"serial": message.serial, "fingerprint": message.fingerprint, "import_id": record.id},
+    )
 
 
 def _transient(item: _Work, store: StateStore, reason: str, retry_after: float) -> Settlement:
@@ -139,8 +151,10 @@ def _transient(item: _Work, store: StateStore, reason: str, retry_after: float) 
     def give_up(device: DeviceRecord) -> None:
         device.state = DeviceState.FAILED
         device.error_code = "dead_lettered"
-        device.message = (f"Registration failed: Microsoft Graph was unavailable after {item.delivery.delivery_count} "
-                          f"attempts ({reason}); the message was dead-lettered and can be replayed")
+        device.message = (
+            f"Registration failed: Microsoft Graph was unavailable after {item.delivery.delivery_count} "
+            f"attempts ({reason}); the message was dead-lettered and can be replayed"
+        )
 
     store.update_device(item.message.serial, give_up)
     return Settlement(item.delivery, "dead_letter", reason)

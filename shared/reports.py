@@ -36,12 +36,18 @@ def render_csv(rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | 
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["Line", "Serial", "Outcome", "Code", "Message", "State", "State message"])
     for row in rows:
-        state, state_message = (states or {}).get(serial_key(row.serial), ("", "")) if row.outcome == "accepted" else ("", "")
-        writer.writerow([neutralise(v) for v in (row.line, row.serial, row.outcome, row.code, row.message, state, state_message)])
+        state, state_message = (
+            (states or {}).get(serial_key(row.serial), ("", "")) if row.outcome == "accepted" else ("", "")
+        )
+        writer.writerow(
+            [neutralise(v) for v in (row.line, row.serial, row.outcome, row.code, row.message, state, state_message)]
+        )
     return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel opens UTF-8 correctly
 
 
-def render_json(upload: UploadRecord, rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None) -> bytes:
+def render_json(
+    upload: UploadRecord, rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None
+) -> bytes:
     from .intake.model import serial_key
 
     items: list[dict[str, Any]] = []

@@ -42,7 +42,10 @@ def route(container: str, blob_name: str, profiles: ProfilesDocument) -> UploadT
     partner: str | None = None
     if container == ADMIN_CONTAINER:
         allowed = set(profiles.profiles)
-    elif container.startswith(PARTNER_CONTAINER_PREFIX) and container[len(PARTNER_CONTAINER_PREFIX) :] in profiles.partners:
+    elif (
+        container.startswith(PARTNER_CONTAINER_PREFIX)
+        and container[len(PARTNER_CONTAINER_PREFIX) :] in profiles.partners
+    ):
         partner = container[len(PARTNER_CONTAINER_PREFIX) :]
         allowed = set(profiles.partners[partner].profiles)
     else:
@@ -52,7 +55,8 @@ def route(container: str, blob_name: str, profiles: ProfilesDocument) -> UploadT
     if profile not in profiles.profiles:
         known = ", ".join(sorted(allowed))
         raise UploadRejected(
-            "upload.unknown_profile", f"profile {profile!r} does not exist: upload to <profile>/<file>.csv, one of: {known}"
+            "upload.unknown_profile",
+            f"profile {profile!r} does not exist: upload to <profile>/<file>.csv, one of: {known}",
         )
     if profile not in allowed:
         raise UploadRejected(
@@ -63,7 +67,9 @@ def route(container: str, blob_name: str, profiles: ProfilesDocument) -> UploadT
 
 def _check_name(blob_name: str) -> None:
     if len(blob_name) > MAX_BLOB_NAME:
-        raise UploadRejected("upload.bad_name", f"the file name is {len(blob_name)} characters; the limit is {MAX_BLOB_NAME}")
+        raise UploadRejected(
+            "upload.bad_name", f"the file name is {len(blob_name)} characters; the limit is {MAX_BLOB_NAME}"
+        )
     if unicodedata.normalize("NFKC", blob_name) != blob_name or not blob_name.isascii():
         raise UploadRejected("upload.bad_name", "the file name must be plain ASCII (no look-alike characters)")
     lowered = blob_name.lower()

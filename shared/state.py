@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from azure.core import MatchConditions
@@ -124,9 +124,6 @@ class ConcurrencyConflict(Exception):
     """Someone else changed the entity since we read it."""
 
 
-T = TypeVar("T")
-
-
 class StateStore:
     def __init__(self, service: TableServiceClient, prefix: str = "registrar") -> None:
         self._service = service
@@ -160,7 +157,10 @@ class StateStore:
         record.updated = now_iso()
         try:
             meta = self.devices.update_entity(
-                record.to_entity(), mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
+                record.to_entity(),
+                mode=UpdateMode.REPLACE,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as error:
             raise ConcurrencyConflict(record.serial) from error
@@ -170,16 +170,19 @@ class StateStore:
         else:
             self._unmark_pending(record)
 
-    def update_device(self, serial: str, change: Callable[[DeviceRecord], T], attempts: int = 5) -> T | None:
-        """Read, apply ``change``, save with the ETag; on a conflict read again and re-apply."""
+    def update_device(
+        self, serial: str, change: Callable[[DeviceRecord], object], attempts: int = 5
+    ) -> DeviceRecord | None:
+        """Read, apply ``change``, save with the ETag; on a conflict read again and re-apply.
+        Returns the saved record, or None when there is no such device."""
         for _ in range(attempts):
             record = self.get_device(serial)
             if record is None:
                 return None
-            result = change(record)
+            change(record)
             try:
                 self.save_device(record)
-                return result
+                return record
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(serial)
@@ -230,4 +233,6 @@ class StateStore:
 
     def rows_of(self, upload_id: str) -> list[RowOutcome]:
         entities = self.rows.query_entities(f"PartitionKey eq '{upload_id}'")
-        return [RowOutcome(e["line"], e["serial"], e["outcome"], e.get("code", ""), e.get("message", "")) for e in entities]
+        return [
+            RowOutcome(e["line"], e["serial"], e["outcome"], e.get("code", ""), e.get("message", "")) for e in entities
+        ]

@@ -1,0 +1,111 @@
+"""Start Azurite (the npm package pinned in package.json) on free loopback ports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Azurite's fixed development account: public, documented, and only accepted by the emulator.
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://127\.0\.0\.1:(\d+)")
+
+
+def azurite_binary() -> Path:
+    binary = ROOT / "node_modules" / ".bin" / "azurite"
+    if not binary.exists():
+        raise RuntimeError("Azurite is not installed: run `npm ci` (make setup does it)")
+    return binary
+
+
+class Azurite:
+    """``with Azurite() as storage:`` gives ``storage.connection_string``; data lives in ``location``
+    (kept across restarts when you pass one, so a restart keeps blobs, queues and tables)."""
+
+    def __init__(self, location: Path | None = None, ports: dict[str, int] | None = None) -> None:
+        self._own_location = location is None
+        self.location = Path(location or tempfile.mkdtemp(prefix="azurite-"))
+        self.ports: dict[str, int] = dict(ports or {})
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 30) -> Azurite:
+        args = [
+            str(azurite_binary()),
+            "--location",
+            str(self.location),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableProductStyleUrl",
+            "--blobHost",
+            "127.0.0.1",
+            "--queueHost",
+            "127.0.0.1",
+            "--tableHost",
+            "127.0.0.1",
+        ]
+        for service in ("blob", "queue", "table"):
+            args += [f"--{service}Port", str(self.ports.get(service, 0))]
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv: the pinned Azurite binary
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+        )
+        found: dict[str, int] = {}
+        deadline = time.monotonic() + timeout
+        assert self._process.stdout is not None
+        while len(found) < 3:
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                self.stop()
+                raise RuntimeError("Azurite did not start (is Node 20 installed and `npm ci` done?)")
+            line = self._process.stdout.readline()
+            match = _LISTENING.search(line)
+            if match:
+                found[match.group(1).lower()] = int(match.group(2))
+        self.ports = found
+        threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _drain(self) -> None:
+        process = self._process
+        if process and process.stdout:
+            for _ in process.stdout:
+                pass
+
+    @property
+    def connection_string(self) -> str:
+        p = self.ports
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{p['blob']}/{ACCOUNT};"
+            f"QueueEndpoint=http://127.0.0.1:{p['queue']}/{ACCOUNT};"
+            f"TableEndpoint=http://127.0.0.1:{p['table']}/{ACCOUNT};"
+        )
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports with the same data directory."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_location:
+            shutil.rmtree(self.location, ignore_errors=True)
+
+    def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
