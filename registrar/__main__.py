@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, intake_cli, samples
+from . import demo, intake_cli, pipeline_cli, samples
 from .emulators.graph import server as graph_emulator
 
 
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     intake_cli.register(sub)
     samples.register(sub)
     demo.register(sub)
+    pipeline_cli.register(sub)
     graph_emulator.register(sub)
     return parser
 

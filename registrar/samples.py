@@ -2,7 +2,9 @@
 
 They cover what admins and partners really send: a quoted PowerShell 7 export, a UTF-16 PowerShell 5.1
 export with duplicates, a truncated hash and a conflicting re-capture, a European Excel file (``;``, BOM)
-with an unpadded hash, a wrong serial and a bad user, and a partner's headerless ANSI identifier file.
+with an unpadded hash, a wrong serial and a bad user, and a partner's ANSI file with a row that tries to
+choose another profile's group tag. The layout mirrors the storage containers:
+``uploads/<profile>/`` -> ``device-uploads``, ``partners/<id>/<profile>/`` -> ``partner-<id>``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from .synthetic import PORTAL_HEADER, build_hash
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
-# A serial the Graph emulator seeds as owned by another organisation (808).
+# A serial the Graph emulator seeds as owned by another organisation (808), and one already registered (806).
 OTHER_ORG_SERIAL = "PF-OTHERORG-01"
+ALREADY_REGISTERED_SERIAL = "PF000012"
 
 
 def _device(n: int, model: int = 0) -> tuple[str, str]:
@@ -68,13 +71,14 @@ def write_samples(root: Path = SAMPLES) -> list[Path]:
     lines.append(f"{s14};{h14};;not-an-email")
     put("uploads/kiosk/europe-excel.csv", "\r\n".join(lines) + "\r\n", "utf-8-sig")
 
-    # 4. A partner's headerless identifier file (Manufacturer,Model,Serial), ANSI with an accented name.
-    lines = [
-        "Société Matériel,Portable 14,PF000201",
-        "Société Matériel,Portable 14,PF000202",
-        "Société Matériel,Portable 14,PF000203",
-    ]
-    put("partners/contoso/standard/oem-identifiers.csv", "\r\n".join(lines) + "\r\n", "cp1252")
+    # 4. A partner's file in ANSI (Windows-1252), one row trying to pick another profile's group tag.
+    lines = [",".join(PORTAL_HEADER)]
+    for n in (201, 202, 203):
+        serial, hw = _device(n, n)
+        lines.append(",".join([serial, "", hw, "", ""]))
+    serial, hw = _device(204)
+    lines.append(",".join([serial, "", hw, "Kiosk", "rene@contoso.com"]))
+    put("partners/contoso/standard/delivery-0042.csv", "\r\n".join(lines) + "\r\n", "cp1252")
     return written
 
 

@@ -1,0 +1,114 @@
+"""``dev``, ``upload`` and ``status``: the local pipeline for a person at a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+from rich.console import Console
+
+from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_settings
+from shared.state import StateStore
+from shared.storage import blob_service, table_service
+
+from .emulators.graph import EmulatorConfig, EmulatorServer
+from .localhost.azurite import Azurite
+from .localhost.environment import DEFAULT_PROFILES, ROOT, current_settings, local_env, save_dev_state
+from .localhost.host import LocalHost
+from .status_view import device_json, print_status
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    console = Console()
+    storage = None if args.storage else Azurite(Path(args.data) if args.data else ROOT / ".registrar" / "azurite")
+    graph = (
+        None
+        if args.graph
+        else EmulatorServer(
+            EmulatorConfig(
+                import_processing_seconds=args.processing_seconds, entra_delay_seconds=args.processing_seconds
+            )
+        )
+    )
+    try:
+        connection = args.storage or storage.start().connection_string
+        graph_url = args.graph or graph.start().url
+        env = local_env(connection, graph_url, Path(args.profiles))
+        try:
+            settings = load_settings(env)
+        except ConfigError as error:
+            console.print(f"[red]configuration error:[/] {error}")
+            return 2
+        if graph:
+            control = graph.control()
+            control.seed(
+                groups=[
+                    {"id": p.group_id, "displayName": f"Autopilot {name}"}
+                    for name, p in settings.profiles.profiles.items()
+                ]
+            )
+        save_dev_state(env, graph_url)
+        host = LocalHost(settings, reconcile_interval=args.reconcile_seconds)
+        console.print(f"local host running: storage {'Azurite' if storage else 'given'}, Graph at {graph_url}")
+        console.print("upload with: python -m registrar upload FILE --profile standard   (Ctrl+C to stop)")
+        stop = asyncio.Event()
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            await host.run(stop)
+
+        asyncio.run(main())
+        return 0
+    finally:
+        if graph:
+            graph.stop()
+        if storage:
+            storage.stop()
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    settings = current_settings()
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"registrar: {path}: no such file")
+        return 2
+    container = ADMIN_CONTAINER if not args.partner else PARTNER_CONTAINER_PREFIX + args.partner
+    name = f"{args.profile}/{path.name}"
+    blob_service(settings).get_blob_client(container, name).upload_blob(path.read_bytes(), overwrite=True)
+    print(f"uploaded {path} to {container}/{name}; the report will appear at {container}/_reports/{name}.result.csv")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = current_settings()
+    store = StateStore(table_service(settings), settings.table_prefix)
+    if args.json:
+        print(json.dumps([device_json(d) for d in sorted(store.all_devices(), key=lambda d: d.serial)], indent=1))
+    else:
+        console = Console()
+        print_status(store, console if console.is_terminal else Console(width=160))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dev = sub.add_parser("dev", help="run the pipeline locally on Azurite and the Graph emulator")
+    dev.add_argument("--profiles", default=str(DEFAULT_PROFILES), help="profiles JSON (default: samples/profiles.json)")
+    dev.add_argument("--storage", help="use this storage connection string instead of starting Azurite")
+    dev.add_argument("--graph", help="use this Graph emulator URL instead of starting one")
+    dev.add_argument("--data", help="Azurite data directory (default .registrar/azurite)")
+    dev.add_argument("--processing-seconds", type=float, default=5.0)
+    dev.add_argument("--reconcile-seconds", type=float, default=5.0)
+    dev.set_defaults(handler=cmd_dev)
+    up = sub.add_parser("upload", help="upload a CSV to the right container for a profile (and partner)")
+    up.add_argument("file")
+    up.add_argument("--profile", required=True)
+    up.add_argument("--partner")
+    up.set_defaults(handler=cmd_upload)
+    status = sub.add_parser("status", help="each device's state and message")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
