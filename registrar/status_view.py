@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -10,6 +11,8 @@ from rich.table import Table
 
 from shared.state import DeviceRecord, StateStore
 from shared.states import DISPLAY, DeviceState
+
+_WHERE = re.compile(r"^.*?, line \d+(?:, |: )")
 
 
 def device_rows(store: StateStore) -> list[DeviceRecord]:
@@ -56,13 +59,18 @@ def devices_table(devices: list[DeviceRecord], title: str = "Devices") -> Table:
 
 def rejected_table(store: StateStore) -> Table:
     table = Table(title="Rows not registered (from the upload reports)")
-    for column in ("Upload", "Line", "Serial", "Outcome", "Reason"):
-        table.add_column(column, overflow="fold")
+    table.add_column("Upload", overflow="fold", max_width=36)
+    table.add_column("Line", justify="right", min_width=4)
+    table.add_column("Serial", overflow="fold", min_width=10)
+    table.add_column("Outcome", min_width=9)
+    table.add_column("Code", min_width=22)
+    table.add_column("Reason", overflow="fold", ratio=1)
     for upload in sorted(store.all_uploads(), key=lambda u: (u.container, u.blob_name)):
         for row in store.rows_of(upload.upload_id):
             if row.outcome != "accepted":
+                reason = _WHERE.sub("", row.message)  # the upload and line have their own columns
                 table.add_row(
-                    f"{upload.container}/{upload.blob_name}", str(row.line), row.serial, row.outcome, row.message
+                    f"{upload.container}/{upload.blob_name}", str(row.line), row.serial, row.outcome, row.code, reason
                 )
     return table
 
