@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .errors import ALREADY_REGISTERED, describe_import_error
-from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphUnavailable, ImportedRecord
+from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphRefused, GraphUnavailable, ImportedRecord
 from .intake.model import serial_key
 from .state import DeviceRecord, StateStore
 from .states import DeviceState
@@ -75,12 +75,9 @@ async def reconcile_imports(
             _failed(store, device, record)
             summary.failed += 1
         finished.append(record)
-    for record in finished:  # Intune expects processed import records to be deleted, whatever the outcome
-        try:
-            await graph.delete_import(record.id)
-            summary.deleted_imports += 1
-        except Exception as error:  # noqa: BLE001 - a later run deletes it
-            summary.errors.append(f"delete import {record.id}: {error}")
+    # Intune expects processed import records to be deleted, whatever the outcome. Each delete is a write
+    # against the same budget as imports, so deleting is queued and paced rather than done inline.
+    store.add_cleanup(r.id for r in finished)
     log.info(
         "reconcile imports",
         extra={
@@ -91,6 +88,22 @@ async def reconcile_imports(
         },
     )
     return summary
+
+
+async def delete_processed_imports(store: StateStore, graph: AutopilotClient, limit: int = 500) -> int:
+    """Delete up to ``limit`` processed import records; stop at the first throttle (the rest wait)."""
+    deleted = 0
+    for import_id in store.cleanup_ids(limit):
+        try:
+            await graph.delete_import(import_id)
+        except GraphRefused as error:
+            if error.status != 404:  # already gone is done; anything else is kept for a later run
+                continue
+        except GraphUnavailable:
+            break
+        store.done_cleanup(import_id)
+        deleted += 1
+    return deleted
 
 
 def _registered(

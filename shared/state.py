@@ -24,6 +24,7 @@ from .states import DeviceState
 DEVICES_PARTITION = "device"
 UPLOADS_PARTITION = "upload"
 PENDING_PARTITION = "pending"
+CLEANUP_PARTITION = "cleanup"
 
 
 def now_iso() -> str:
@@ -203,6 +204,26 @@ class StateStore:
 
     def pending_serials(self) -> list[str]:
         return [e["serial"] for e in self.devices.query_entities(f"PartitionKey eq '{PENDING_PARTITION}'")]
+
+    # -- processed import records still to delete from Graph (paced by the write budget) -------------------
+    def add_cleanup(self, import_ids: Iterable[str]) -> None:
+        for import_id in import_ids:
+            self.devices.upsert_entity({"PartitionKey": CLEANUP_PARTITION, "RowKey": import_id})
+
+    def cleanup_ids(self, limit: int) -> list[str]:
+        entities = self.devices.query_entities(f"PartitionKey eq '{CLEANUP_PARTITION}'", results_per_page=limit)
+        ids = []
+        for entity in entities:
+            ids.append(entity["RowKey"])
+            if len(ids) >= limit:
+                break
+        return ids
+
+    def done_cleanup(self, import_id: str) -> None:
+        try:
+            self.devices.delete_entity(CLEANUP_PARTITION, import_id)
+        except ResourceNotFoundError:
+            pass
 
     # -- uploads and their rows -------------------------------------------------------------------------------
     def get_upload(self, upload_id: str) -> UploadRecord | None:

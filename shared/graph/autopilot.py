@@ -7,6 +7,8 @@ import base64
 from dataclasses import dataclass
 
 import httpx
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_http.middleware.options import RetryHandlerOption
 from kiota_abstractions.api_error import APIError
 from msgraph import GraphServiceClient
 from msgraph.generated.device_management.imported_windows_autopilot_device_identities.import_.import_post_request_body import (  # noqa: E501
@@ -120,8 +122,10 @@ class AutopilotClient:
         return await list_autopilot_devices(self._client)
 
     async def delete_import(self, identity_id: str) -> None:
+        """No SDK retries here: cleanup stops at the first 429 and resumes next run, instead of sleeping."""
+        config = RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
         try:
-            await self._imports.by_imported_windows_autopilot_device_identity_id(identity_id).delete()
+            await self._imports.by_imported_windows_autopilot_device_identity_id(identity_id).delete(config)
         except Exception as error:  # noqa: BLE001
             raise classify(error) from error
 

@@ -1,0 +1,107 @@
+"""End-to-end throughput: N devices through the local host, Azurite and the Graph emulator with its
+throttle budget on. Prints figures (never asserts) and writes them to bench/results/e2e-<N>.json.
+
+Usage: python bench/e2e.py [--devices 2000] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from registrar.emulators.graph import EmulatorConfig, EmulatorServer  # noqa: E402
+from registrar.localhost.azurite import Azurite  # noqa: E402
+from registrar.localhost.environment import DEFAULT_PROFILES, local_env  # noqa: E402
+from registrar.localhost.host import LocalHost  # noqa: E402
+from registrar.synthetic import PORTAL_HEADER, build_hash  # noqa: E402
+from shared.config import load_settings  # noqa: E402
+from shared.states import FINAL_FOR_DEMO, DeviceState  # noqa: E402
+from shared.storage import blob_service  # noqa: E402
+
+WRITE_ROUTES = ("POST", "DELETE", "PATCH")
+
+
+def csv_for(count: int, chunk: int = 500) -> list[bytes]:
+    files = []
+    for start in range(0, count, chunk):
+        lines = [",".join(PORTAL_HEADER)]
+        for n in range(start, min(count, start + chunk)):
+            serial = f"E2E{n:07d}"
+            lines.append(f"{serial},,{build_hash(serial, seed=n)},,")
+        files.append(("\r\n".join(lines) + "\r\n").encode())
+    return files
+
+
+async def run(devices: int, batch: int) -> dict:
+    config = EmulatorConfig(import_processing_seconds=5, entra_delay_seconds=2, page_size=500)
+    with Azurite() as storage, EmulatorServer(config) as graph:
+        settings = load_settings(local_env(storage.connection_string, graph.url, DEFAULT_PROFILES))
+        control = graph.control()
+        host = LocalHost(settings, batch_size=batch, reconcile_interval=2.0, visibility_timeout=30)
+        files = csv_for(devices)
+        started = time.monotonic()
+        blobs = blob_service(settings)
+        for index, data in enumerate(files):
+            blobs.get_blob_client("device-uploads", f"standard/bench-{index:03d}.csv").upload_blob(data)
+        while True:
+            await host.step()
+            states = Counter(d.state for d in host.runtime.store.all_devices())
+            done = sum(n for s, n in states.items() if DeviceState(s) in FINAL_FOR_DEMO)
+            if done >= devices:
+                break
+            if time.monotonic() - started > 3600:
+                break
+            await asyncio.sleep(0.2)
+        wall = time.monotonic() - started
+        counters = control.counters()
+        routes: Counter[str] = Counter()
+        writes = 0
+        for key, count in counters["requests"].items():
+            if key.count(" ") != 2:
+                continue  # the "throttled" total
+            method, route, status = key.split(" ")
+            routes[f"{method} {route}"] += count
+            if method in WRITE_ROUTES and status != "429":
+                writes += count
+        budget_per_second = config.throttle.app_writes / config.throttle.window_seconds
+        registered = states.get(DeviceState.READY, 0)
+        figures = {
+            "devices": devices,
+            "registered": registered,
+            "wall_seconds": round(wall, 1),
+            "devices_per_minute": round(registered / wall * 60),
+            "graph_calls_per_device": {r: round(n / devices, 4) for r, n in sorted(routes.items())},
+            "import_calls_per_device": round(routes.get("POST importedIdentities.import", 0) / devices, 4),
+            "throttled_429": counters["throttled"],
+            "write_budget_share": round(writes / (budget_per_second * wall), 3),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "states": dict(states),
+        }
+        control.close()
+        return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.devices, args.batch))
+    for key, value in figures.items():
+        print(f"{key:>24}: {value}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"e2e-{args.devices}.json").write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
