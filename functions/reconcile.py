@@ -1,15 +1,31 @@
-"""Timer trigger: poll pending imports and move devices on."""
+"""Timer trigger: poll pending imports, keep the fleet as its profiles say, refresh reports."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import azure.functions as func
 
+from shared.fleet import FleetSummary, reconcile_fleet
 from shared.reconcile import ReconcileSummary, delete_processed_imports, reconcile_imports
+from shared.report_refresh import refresh_reports
 from shared.runtime import Runtime, runtime
 
 
-async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> ReconcileSummary:
+@dataclass(slots=True)
+class ReconcileRun:
+    imports: ReconcileSummary
+    fleet: FleetSummary
+
+
+async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> ReconcileRun:
     rt = rt or runtime()
-    summary = await reconcile_imports(rt.store, rt.graph)
-    summary.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
-    return summary
+    imports = await reconcile_imports(rt.store, rt.graph)
+    imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
+    fleet = await reconcile_fleet(
+        rt.store, rt.graph, rt.directory, rt.settings.profiles, newly_registered=imports.registered
+    )
+    changed = fleet.changed_uploads | imports.changed_uploads
+    if changed or imports.registered or imports.failed:
+        refresh_reports(rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners))
+    return ReconcileRun(imports, fleet)

@@ -28,6 +28,7 @@ class ReconcileSummary:
     still_pending: int = 0
     stuck: int = 0
     deleted_imports: int = 0
+    changed_uploads: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
 
@@ -74,6 +75,7 @@ async def reconcile_imports(
         else:
             _failed(store, device, record)
             summary.failed += 1
+        summary.changed_uploads.add(device.upload_id)
         finished.append(record)
     # Intune expects processed import records to be deleted, whatever the outcome. Each delete is a write
     # against the same budget as imports, so deleting is queued and paced rather than done inline.

@@ -68,3 +68,48 @@ def render_json(
         "rows": items,
     }
     return json.dumps(document, indent=1).encode("utf-8")
+
+
+DEVICE_COLUMNS = [
+    "Serial",
+    "Profile",
+    "Partner",
+    "State",
+    "Message",
+    "Group tag",
+    "Last contact",
+    "Upload",
+    "Line",
+    "Hash fingerprint",
+    "Updated",
+]
+
+
+def render_devices_csv(devices: Iterable[Any]) -> bytes:
+    """The tenant-wide (or one partner's) device list: one row per device, its state and message."""
+    from .states import DISPLAY, DeviceState
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(DEVICE_COLUMNS)
+    for d in devices:
+        state = DISPLAY.get(DeviceState(d.state), d.state)
+        writer.writerow(
+            [
+                neutralise(v)
+                for v in (
+                    d.serial,
+                    d.profile,
+                    d.partner,
+                    state,
+                    d.message,
+                    d.group_tag,
+                    d.last_contacted,
+                    d.file,
+                    d.line,
+                    d.fingerprint,
+                    d.updated,
+                )
+            ]
+        )
+    return buffer.getvalue().encode("utf-8-sig")

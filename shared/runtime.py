@@ -10,6 +10,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 from .config import Settings, load_settings
 from .graph.autopilot import AutopilotClient
 from .graph.client import graph_client
+from .graph.directory import DirectoryClient
 from .ingest import IngestContext
 from .queue import MessageSender, ServiceBusSender
 from .state import StateStore
@@ -23,6 +24,7 @@ class Runtime:
     sender: MessageSender
     blobs: BlobServiceClient
     graph: AutopilotClient
+    directory: DirectoryClient
 
     def write_report(self, container: str, path: str, data: bytes, content_type: str) -> None:
         self.blobs.get_blob_client(container, path).upload_blob(
@@ -43,12 +45,14 @@ class Runtime:
             from azure.identity.aio import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
+        client = graph_client(credential, settings.graph_base_url)
         return cls(
             settings=settings,
             store=StateStore(table_service(settings), settings.table_prefix),
             sender=sender or ServiceBusSender(settings),
             blobs=blob_service(settings),
-            graph=AutopilotClient(graph_client(credential, settings.graph_base_url)),
+            graph=AutopilotClient(client),
+            directory=DirectoryClient(client),
         )
 
 

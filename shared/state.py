@@ -25,6 +25,7 @@ DEVICES_PARTITION = "device"
 UPLOADS_PARTITION = "upload"
 PENDING_PARTITION = "pending"
 CLEANUP_PARTITION = "cleanup"
+META_PARTITION = "meta"
 
 
 def now_iso() -> str:
@@ -53,6 +54,9 @@ class DeviceRecord:
     import_id: str = ""
     autopilot_id: str = ""
     aad_device_id: str = ""
+    entra_object_id: str = ""
+    enrollment_state: str = ""
+    last_contacted: str = ""
     attempts: int = 0
     pending_since: str = ""
     created: str = field(default_factory=now_iso)
@@ -224,6 +228,16 @@ class StateStore:
             self.devices.delete_entity(CLEANUP_PARTITION, import_id)
         except ResourceNotFoundError:
             pass
+
+    # -- small run-to-run facts (last Autopilot sync) ----------------------------------------------------------
+    def get_meta(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(self.devices.get_entity(META_PARTITION, name))
+        except ResourceNotFoundError:
+            return {}
+
+    def put_meta(self, name: str, values: dict[str, Any]) -> None:
+        self.devices.upsert_entity({"PartitionKey": META_PARTITION, "RowKey": name, **values})
 
     # -- uploads and their rows -------------------------------------------------------------------------------
     def get_upload(self, upload_id: str) -> UploadRecord | None:

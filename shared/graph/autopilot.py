@@ -7,9 +7,9 @@ import base64
 from dataclasses import dataclass
 
 import httpx
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_http.middleware.options import RetryHandlerOption
-from kiota_abstractions.api_error import APIError
 from msgraph import GraphServiceClient
 from msgraph.generated.device_management.imported_windows_autopilot_device_identities.import_.import_post_request_body import (  # noqa: E501
     ImportPostRequestBody,

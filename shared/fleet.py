@@ -1,0 +1,195 @@
+"""Keep registered devices as their profile says: group tag, Entra group membership, and the
+Ready / Active / Inactive states; and nudge Intune with a sync when something changed.
+
+Reads are paged and done once per run (all Autopilot devices, each profile group's members). Writes happen
+only for drift: a run over a fleet with nothing drifted makes no write calls at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from .config import ProfilesDocument
+from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphRefused, GraphUnavailable
+from .graph.directory import DirectoryClient, GroupInfo, MembershipChange
+from .intake.model import serial_key
+from .state import DeviceRecord, StateStore
+from .states import DISPLAY, REGISTERED, DeviceState
+
+log = logging.getLogger("registrar.fleet")
+
+ACTIVE_WITHIN = timedelta(days=7)
+SYNC_INTERVAL = timedelta(minutes=10)
+
+
+@dataclass(slots=True)
+class FleetSummary:
+    devices: int = 0
+    tags_fixed: int = 0
+    members_added: int = 0
+    members_removed: int = 0
+    entra_missing: int = 0
+    state_changes: int = 0
+    dynamic_groups: list[str] = field(default_factory=list)
+    synced: bool = False
+    changed_uploads: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+
+def enrollment_state(device: AutopilotDevice, now: datetime) -> DeviceState:
+    if device.enrollment_state != "enrolled":
+        return DeviceState.READY
+    try:
+        seen = datetime.fromisoformat(device.last_contacted.replace("Z", "+00:00"))
+    except ValueError:
+        return DeviceState.INACTIVE
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=UTC)
+    return DeviceState.ACTIVE if now - seen <= ACTIVE_WITHIN else DeviceState.INACTIVE
+
+
+async def reconcile_fleet(
+    store: StateStore,
+    autopilot: AutopilotClient,
+    directory: DirectoryClient,
+    profiles: ProfilesDocument,
+    *,
+    now: datetime | None = None,
+    newly_registered: int = 0,
+) -> FleetSummary:
+    summary = FleetSummary()
+    now = now or datetime.now(UTC)
+    managed = [d for d in store.all_devices() if DeviceState(d.state) in REGISTERED]
+    summary.devices = len(managed)
+    if not managed:
+        return summary
+    try:
+        records = {serial_key(d.serial): d for d in await autopilot.list_devices()}
+    except GraphUnavailable as error:
+        summary.errors.append(str(error))
+        return summary
+    for device in managed:
+        await _tag_and_state(store, directory, profiles, device, records.get(serial_key(device.serial)), now, summary)
+    try:
+        await _membership(store, directory, profiles, managed, summary)
+    except GraphUnavailable as error:
+        summary.errors.append(str(error))
+    if summary.tags_fixed or newly_registered:
+        summary.synced = await _sync_sparingly(store, directory, now)
+    log.info(
+        "fleet reconciled",
+        extra={
+            "devices": summary.devices,
+            "tags_fixed": summary.tags_fixed,
+            "members_added": summary.members_added,
+            "members_removed": summary.members_removed,
+        },
+    )
+    return summary
+
+
+async def _tag_and_state(
+    store: StateStore,
+    directory: DirectoryClient,
+    profiles: ProfilesDocument,
+    device: DeviceRecord,
+    record: AutopilotDevice | None,
+    now: datetime,
+    summary: FleetSummary,
+) -> None:
+    if record is None:
+        return  # not visible in Autopilot (yet, or deleted by hand): nothing to compare
+    profile = profiles.profiles.get(device.profile)
+    if profile and record.group_tag != profile.group_tag:
+        try:
+            await directory.update_group_tag(record.id, profile.group_tag)
+            summary.tags_fixed += 1
+        except (GraphUnavailable, GraphRefused) as error:
+            summary.errors.append(f"{device.serial}: group tag: {error}")
+    state = enrollment_state(record, now)
+    changed = (
+        DeviceState(device.state) != state
+        or device.autopilot_id != record.id
+        or device.aad_device_id != record.aad_device_id
+        or device.last_contacted != record.last_contacted
+    )
+    if not changed:
+        return
+
+    def apply(d: DeviceRecord) -> None:
+        d.state = state
+        d.autopilot_id, d.aad_device_id = record.id, record.aad_device_id
+        d.enrollment_state, d.last_contacted = record.enrollment_state, record.last_contacted
+        if d.error_code != "806":
+            d.message = DISPLAY[state]
+            if state == DeviceState.INACTIVE:
+                d.message = f"Inactive: enrolled, last seen {record.last_contacted[:10] or 'never'} (over 7 days ago)"
+
+    if DeviceState(device.state) != state:
+        summary.state_changes += 1
+        summary.changed_uploads.add(device.upload_id)
+    store.update_device(device.serial, apply)
+
+
+async def _membership(
+    store: StateStore,
+    directory: DirectoryClient,
+    profiles: ProfilesDocument,
+    managed: list[DeviceRecord],
+    summary: FleetSummary,
+) -> None:
+    groups: dict[str, GroupInfo] = {}
+    members: dict[str, set[str]] = {}
+    object_by_device_id: dict[str, str] = {}
+    for name, profile in profiles.profiles.items():
+        info = await directory.group(profile.group_id)
+        groups[name] = info
+        if info.dynamic:
+            summary.dynamic_groups.append(name)  # membership follows the tag; nothing to write
+            continue
+        listed = await directory.members(profile.group_id)
+        members[name] = {m.object_id for m in listed}
+        object_by_device_id.update({m.device_id: m.object_id for m in listed if m.device_id})
+    changes: list[MembershipChange] = []
+    for device in managed:
+        object_id = device.entra_object_id or object_by_device_id.get(device.aad_device_id, "")
+        if not object_id and device.aad_device_id:
+            object_id = await directory.find_device(device.aad_device_id) or ""
+        if not object_id:
+            summary.entra_missing += 1  # eventual consistency: the Entra object is not there yet
+            continue
+        if object_id != device.entra_object_id:
+            store.update_device(device.serial, lambda d, oid=object_id: setattr(d, "entra_object_id", oid))
+        for name, profile in profiles.profiles.items():
+            if groups[name].dynamic:
+                continue
+            inside = object_id in members[name]
+            if name == device.profile and not inside:
+                changes.append(MembershipChange(profile.group_id, object_id, add=True))
+            elif name != device.profile and inside:
+                changes.append(MembershipChange(profile.group_id, object_id, add=False))
+    if not changes:
+        return
+    for change, status in (await directory.apply_membership(changes)).items():
+        if 200 <= status < 300 or (change.add and status == 400) or (not change.add and status == 404):
+            if change.add:
+                summary.members_added += 1
+            else:
+                summary.members_removed += 1
+        else:
+            summary.errors.append(f"membership {'add' if change.add else 'remove'} {change.object_id}: HTTP {status}")
+
+
+async def _sync_sparingly(store: StateStore, directory: DirectoryClient, now: datetime) -> bool:
+    last = store.get_meta("sync").get("last")
+    if last and now - datetime.fromisoformat(last) < SYNC_INTERVAL:
+        return False
+    try:
+        synced = await directory.sync()
+    except GraphRefused as error:
+        log.warning("autopilot sync refused", extra={"status": error.status})
+        return False
+    store.put_meta("sync", {"last": now.isoformat()})  # a 409/429 also counts: "later" means in 10 minutes
+    return synced

@@ -1,0 +1,140 @@
+"""Entra and Autopilot-settings calls for reconciliation: device lookup, group members, batched
+membership changes, group-tag updates and the Autopilot sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from msgraph import GraphServiceClient
+from msgraph.generated.device_management.windows_autopilot_device_identities.item.update_device_properties.update_device_properties_post_request_body import (  # noqa: E501
+    UpdateDevicePropertiesPostRequestBody,
+)
+from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.reference_create import ReferenceCreate
+from msgraph_core import PageIterator
+from msgraph_core.requests.batch_request_content import BatchRequestContent
+from msgraph_core.requests.batch_request_item import BatchRequestItem
+
+from .autopilot import GraphRefused, GraphUnavailable, classify
+
+BATCH_LIMIT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    id: str
+    dynamic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    object_id: str
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    group_id: str
+    object_id: str
+    add: bool
+
+
+class DirectoryClient:
+    def __init__(self, client: GraphServiceClient) -> None:
+        self._client = client
+
+    async def update_group_tag(self, autopilot_id: str, group_tag: str) -> None:
+        builder = self._client.device_management.windows_autopilot_device_identities
+        try:
+            await builder.by_windows_autopilot_device_identity_id(autopilot_id).update_device_properties.post(
+                UpdateDevicePropertiesPostRequestBody(group_tag=group_tag)
+            )
+        except Exception as error:  # noqa: BLE001
+            raise classify(error) from error
+
+    async def find_device(self, device_id: str) -> str | None:
+        """The Entra object id for an Autopilot device's ``azureActiveDirectoryDeviceId``; None until it
+        exists (it appears some time after registration)."""
+        query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+            filter=f"deviceId eq '{device_id}'", select=["id", "deviceId"]
+        )
+        try:
+            result = await self._client.devices.get(RequestConfiguration(query_parameters=query))
+        except Exception as error:  # noqa: BLE001
+            raise classify(error) from error
+        return result.value[0].id if result and result.value else None
+
+    async def group(self, group_id: str) -> GroupInfo:
+        try:
+            group = await self._client.groups.by_group_id(group_id).get()
+        except Exception as error:  # noqa: BLE001
+            raise classify(error) from error
+        return GroupInfo(group_id, "DynamicMembership" in (group.group_types or []))
+
+    async def members(self, group_id: str) -> list[Member]:
+        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=["id", "deviceId"], top=999)
+        try:
+            first = await self._client.groups.by_group_id(group_id).members.get(
+                RequestConfiguration(query_parameters=query)
+            )
+            members: list[Member] = []
+            if first is None:
+                return members
+
+            def collect(item) -> bool:
+                device_id = getattr(item, "device_id", None) or (item.additional_data or {}).get("deviceId", "")
+                members.append(Member(item.id or "", str(device_id or "")))
+                return True
+
+            await PageIterator(first, self._client.request_adapter).iterate(collect)
+            return members
+        except Exception as error:  # noqa: BLE001
+            raise classify(error) from error
+
+    async def apply_membership(self, changes: list[MembershipChange]) -> dict[MembershipChange, int]:
+        """JSON $batch, at most 20 changes per request; returns each change's HTTP status."""
+        statuses: dict[MembershipChange, int] = {}
+        for start in range(0, len(changes), BATCH_LIMIT):
+            chunk = changes[start : start + BATCH_LIMIT]
+            content = BatchRequestContent()
+            for index, change in enumerate(chunk):
+                members = self._client.groups.by_group_id(change.group_id).members
+                if change.add:
+                    body = ReferenceCreate(
+                        odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{change.object_id}"
+                    )
+                    info = members.ref.to_post_request_information(body)
+                else:
+                    info = members.by_directory_object_id(change.object_id).ref.to_delete_request_information()
+                content.add_request(str(index), BatchRequestItem(request_information=info, id=str(index)))
+            try:
+                result = await self._client.batch.post(content)
+            except Exception as error:  # noqa: BLE001
+                raise classify(error) from error
+            for index, change in enumerate(chunk):
+                item = (result.responses or {}).get(str(index))
+                statuses[change] = int(item.status) if item and item.status else 0
+        return statuses
+
+    async def sync(self) -> bool:
+        """Ask Intune to sync Autopilot devices. False when it says "not now" (409 running, 429 too soon)."""
+        adapter = self._client.request_adapter
+        info = RequestInformation(Method.POST, f"{adapter.base_url}/deviceManagement/windowsAutopilotSettings/sync")
+        from kiota_http.middleware.options import RetryHandlerOption
+
+        info.add_request_options([RetryHandlerOption(max_retries=0)])
+        try:
+            await adapter.send_no_response_content_async(info, {"XXX": ODataError})
+        except Exception as error:  # noqa: BLE001
+            classified = classify(error)
+            if isinstance(classified, GraphUnavailable) or (
+                isinstance(classified, GraphRefused) and classified.status == 409
+            ):
+                return False
+            raise classified from error
+        return True

@@ -1,0 +1,133 @@
+"""Reconciliation on Azurite and the Graph emulator: tags, membership, Active/Inactive, stuck, sync."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from functions import reconcile
+from registrar.localhost.host import _Timer
+from shared.fleet import reconcile_fleet
+from shared.reconcile import reconcile_imports
+from shared.states import DeviceState
+from tests.helpers import csv_bytes, portal_row
+from tests.integration.conftest import KIOSK_GROUP, STANDARD_GROUP, upload
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+WRITE_METHODS = ("POST", "DELETE", "PATCH")
+
+
+async def _registered(host, settings, serials, profile="standard"):
+    upload(settings, "device-uploads", f"{profile}/f.csv", csv_bytes([portal_row(s) for s in serials]))
+    for _ in range(4):
+        await host.step()
+    assert all(host.runtime.store.get_device(s).state == DeviceState.READY for s in serials)
+
+
+def _members(graph, group_id):
+    group = next(g for g in graph.ctl.state()["groups"] if g["id"] == group_id)
+    entra = {e["id"]: e["displayName"] for e in graph.ctl.state()["entra"]}
+    return sorted(entra[m] for m in group["members"])
+
+
+def _writes(graph):
+    counters = graph.ctl.counters()["requests"]
+    return {k: n for k, n in counters.items() if k.split(" ")[0] in WRITE_METHODS and "$batch" not in k}
+
+
+async def _run(host):
+    return await reconcile.main(_Timer(), host.runtime)
+
+
+async def test_devices_join_their_profile_group_and_manual_changes_are_undone(host, settings, graph):
+    await _registered(host, settings, ["PF-1", "PF-2"])
+    assert _members(graph, STANDARD_GROUP) == ["PF-1", "PF-2"]
+    graph.ctl.change_membership(STANDARD_GROUP, "PF-1", "remove")  # someone removes it by hand
+    graph.ctl.change_membership(KIOSK_GROUP, "PF-2", "add")  # and puts another in a conflicting group
+    run = await _run(host)
+    assert (run.fleet.members_added, run.fleet.members_removed) == (1, 1)
+    assert _members(graph, STANDARD_GROUP) == ["PF-1", "PF-2"]
+    assert _members(graph, KIOSK_GROUP) == []
+
+
+async def test_changed_group_tag_is_restored(host, settings, graph):
+    await _registered(host, settings, ["PF-1"])
+    device = graph.ctl.state()["devices"][0]
+    from shared.graph.directory import DirectoryClient  # noqa: F401 - same client the product uses
+
+    await host.runtime.directory.update_group_tag(device["id"], "Tampered")
+    run = await _run(host)
+    assert run.fleet.tags_fixed == 1
+    assert graph.ctl.state()["devices"][0]["groupTag"] == "Standard"
+    entra = graph.ctl.state()["entra"][0]
+    assert "[OrderId]:Standard" in entra["physicalIds"]
+
+
+async def test_a_run_without_drift_makes_no_writes(host, settings, graph):
+    await _registered(host, settings, [f"PF-{n}" for n in range(5)])
+    await _run(host)  # settles membership, deletes, the first sync
+    before = _writes(graph)
+    graph.ctl.reset_counters()
+    run = await _run(host)
+    assert _writes(graph) == {}, (before, graph.ctl.counters())
+    assert run.fleet.tags_fixed == run.fleet.members_added == run.fleet.members_removed == 0
+    reads = graph.ctl.counters()["requests"]
+    assert set(k.rsplit(" ", 1)[0] for k in reads if " " in k) <= {
+        "GET autopilotDevices.list",
+        "GET groups.get",
+        "GET groups.members.list",
+    }
+
+
+async def test_enrolled_device_is_active_then_inactive_after_7_days(host, settings, graph):
+    await _registered(host, settings, ["PF-1"])
+    seen = datetime.now(UTC) - timedelta(hours=1)
+    graph.ctl.enroll("PF-1", seen.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    await _run(host)
+    assert host.runtime.store.get_device("PF-1").state == DeviceState.ACTIVE
+    rt = host.runtime
+    await reconcile_fleet(rt.store, rt.graph, rt.directory, settings.profiles, now=seen + timedelta(days=7, hours=2))
+    device = rt.store.get_device("PF-1")
+    assert device.state == DeviceState.INACTIVE and device.message.startswith("Inactive")
+
+
+async def test_stuck_import_is_flagged(host, settings, graph):
+    graph.ctl.configure(import_processing_seconds=7200)
+    upload(settings, "device-uploads", "standard/f.csv", csv_bytes([portal_row("PF-1")]))
+    for _ in range(3):
+        await host.step()
+    assert host.runtime.store.get_device("PF-1").state == DeviceState.PENDING
+    summary = await reconcile_imports(
+        host.runtime.store, host.runtime.graph, now=datetime.now(UTC) + timedelta(minutes=61)
+    )
+    assert summary.stuck == 1
+    device = host.runtime.store.get_device("PF-1")
+    assert device.error_code == "stuck" and "looks stuck" in device.message
+
+
+async def test_sync_is_called_sparingly_and_its_429_tolerated(host, settings, graph):
+    await _registered(host, settings, ["PF-1"])  # the first run after registration syncs
+    syncs = lambda: sum(n for k, n in graph.ctl.counters()["requests"].items() if "autopilotSettings.sync" in k)  # noqa: E731
+    assert syncs() == 1
+    await host.runtime.directory.update_group_tag(graph.ctl.state()["devices"][0]["id"], "Drift")
+    run = await _run(host)  # drift again within 10 minutes: no second sync
+    assert run.fleet.tags_fixed == 1 and not run.fleet.synced and syncs() == 1
+    host.runtime.store.put_meta("sync", {"last": (datetime.now(UTC) - timedelta(minutes=11)).isoformat()})
+    await host.runtime.directory.update_group_tag(graph.ctl.state()["devices"][0]["id"], "Drift")
+    run = await _run(host)  # the emulator still refuses (its own 10-minute rule): tolerated, not an error
+    assert run.fleet.tags_fixed == 1 and not run.fleet.synced and run.fleet.errors == []
+    assert (
+        graph.ctl.counters()["requests"].get("POST autopilotSettings.sync 429") == 1
+        or graph.ctl.counters()["requests"].get("POST autopilotSettings.sync 409") == 1
+    )
+
+
+async def test_reports_show_device_states(host, settings, graph):
+    await _registered(host, settings, ["PF-1"])
+    from shared.storage import blob_service
+
+    blobs = blob_service(settings)
+    devices_csv = blobs.get_blob_client("device-uploads", "_reports/devices.csv").download_blob().readall()
+    assert "PF-1,standard,,Ready for user" in devices_csv.decode("utf-8-sig")
+    per_upload = blobs.get_blob_client("device-uploads", "_reports/standard/f.csv.result.csv").download_blob().readall()
+    assert "Ready for user" in per_upload.decode("utf-8-sig")
+    assert STANDARD_GROUP
