@@ -10,18 +10,21 @@ import os
 
 import azure.functions as func
 
-from functions import ingest, reconcile, register
+from functions import ingest, reconcile, register, status
 from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_profiles
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-def _containers() -> list[str]:
+def _partners() -> list[str]:
     try:
-        partners = sorted(load_profiles(os.environ).partners)
+        return sorted(load_profiles(os.environ).partners)
     except ConfigError:
-        partners = []  # the first trigger to run reports the configuration error in full
-    return [ADMIN_CONTAINER] + [PARTNER_CONTAINER_PREFIX + p for p in partners]
+        return []  # the first trigger to run reports the configuration error in full
+
+
+def _containers() -> list[str]:
+    return [ADMIN_CONTAINER] + [PARTNER_CONTAINER_PREFIX + p for p in _partners()]
 
 
 def _blob_function(container: str) -> None:
@@ -57,3 +60,34 @@ async def register_devices(messages: list[func.ServiceBusMessage]) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False)
 async def reconcile_devices(timer: func.TimerRequest) -> None:
     await reconcile.main(timer)
+
+
+@app.function_name("status_devices")
+@app.route(route="devices", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def status_devices(req: func.HttpRequest) -> func.HttpResponse:
+    return status.devices(req)
+
+
+@app.function_name("status_upload")
+@app.route(route="uploads/{upload_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def status_upload(req: func.HttpRequest) -> func.HttpResponse:
+    return status.upload(req)
+
+
+def _partner_status(partner: str) -> None:
+    """Per-partner functions: each has its own function keys, handed only to that partner."""
+    suffix = partner.replace("-", "_")
+
+    @app.function_name(f"status_partner_{suffix}_devices")
+    @app.route(route=f"partners/{partner}/devices", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+    def partner_devices(req: func.HttpRequest) -> func.HttpResponse:
+        return status.devices(req, partner=partner)
+
+    @app.function_name(f"status_partner_{suffix}_upload")
+    @app.route(route=f"partners/{partner}/uploads/{{upload_id}}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+    def partner_upload(req: func.HttpRequest) -> func.HttpResponse:
+        return status.upload(req, partner=partner)
+
+
+for _partner in _partners():
+    _partner_status(_partner)

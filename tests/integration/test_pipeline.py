@@ -154,7 +154,18 @@ def test_function_app_exposes_triggers_with_bindings(env, monkeypatch):
 
     importlib.reload(function_app)
     bindings = {f.get_function_name(): {b.type: b for b in f.get_bindings()} for f in function_app.app.get_functions()}
-    assert set(bindings) == {"ingest_device_uploads", "ingest_partner_contoso", "register", "reconcile"}
+    assert set(bindings) == {
+        "ingest_device_uploads",
+        "ingest_partner_contoso",
+        "register",
+        "reconcile",
+        "status_devices",
+        "status_upload",
+        "status_partner_contoso_devices",
+        "status_partner_contoso_upload",
+    }
+    http = bindings["status_partner_contoso_devices"]["httpTrigger"]
+    assert http.route == "partners/contoso/devices" and str(http.auth_level.value).lower() == "function"
     blob = bindings["ingest_device_uploads"]["blobTrigger"]
     assert blob.path == "device-uploads/{name}" and blob.connection == "AzureWebJobsStorage"
     assert bindings["ingest_partner_contoso"]["blobTrigger"].path == "partner-contoso/{name}"
