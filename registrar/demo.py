@@ -15,14 +15,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.config import load_settings
-from shared.states import FINAL_FOR_DEMO, DeviceState
+from functions import reconcile
+from shared.config import Settings, load_settings
+from shared.states import FINAL_FOR_DEMO, REGISTERED, DeviceState
 from shared.storage import blob_service
 
 from .emulators.graph import EmulatorConfig, EmulatorServer
+from .emulators.graph.server import EmulatorControl
 from .localhost.azurite import Azurite
 from .localhost.environment import DEFAULT_PROFILES, local_env
-from .localhost.host import LocalHost
+from .localhost.host import LocalHost, LocalTimerRequest
 from .samples import ALREADY_REGISTERED_SERIAL, OTHER_ORG_SERIAL, SAMPLES
 from .status_view import device_rows, print_status, state_counts
 
@@ -83,10 +85,11 @@ async def run_demo(console: Console, timeout: float) -> int:
                     print_status(host.runtime.store, console)
                     return 1
                 await asyncio.sleep(0.5)
+        await _after_registration(console, host, control, settings)
         print_status(host.runtime.store, console)
         calls = control.counters()["requests"]
         imports = sum(n for k, n in calls.items() if k.startswith("POST importedIdentities.import"))
-        registered = sum(DeviceState(d.state) == DeviceState.READY for d in device_rows(host.runtime.store))
+        registered = sum(DeviceState(d.state) in REGISTERED for d in device_rows(host.runtime.store))
         console.print(
             f"Graph import calls: {imports} for {registered} registered devices; "
             f"dead-lettered messages: {host.counters.dead_lettered}; "
@@ -94,6 +97,46 @@ async def run_demo(console: Console, timeout: float) -> int:
         )
         control.close()
     return 0
+
+
+async def _reconcile(host: LocalHost):
+    return await reconcile.main(LocalTimerRequest(), host.runtime)
+
+
+async def _after_registration(console: Console, host: LocalHost, control: EmulatorControl, settings: Settings) -> None:
+    """After registration: users enroll, someone tampers with groups and a tag, and the timer repairs it."""
+    added = 0
+    for _ in range(20):  # Entra objects appear a little after registration (eventual consistency)
+        run = await _reconcile(host)
+        added += run.fleet.members_added
+        if run.fleet.entra_missing == 0:
+            break
+        await asyncio.sleep(0.5)
+    console.print(f"group membership settled: every registered device is in its profile group ({added} added now)")
+    ready = [d for d in device_rows(host.runtime.store) if DeviceState(d.state) == DeviceState.READY]
+    standard = [d.serial for d in ready if d.profile == "standard"]
+    enrolled = standard[:4]
+    for serial in enrolled:
+        control.enroll(serial)
+    console.print(f"simulated: users enrolled {', '.join(enrolled)}")
+    standard_group = settings.profiles.profiles["standard"].group_id
+    kiosk_group = settings.profiles.profiles["kiosk"].group_id
+    victim, intruder, retagged = standard[0], standard[1], standard[2]
+    control.change_membership(standard_group, victim, "remove")
+    control.change_membership(kiosk_group, intruder, "add")
+    record = next(d for d in control.state()["devices"] if d["serialNumber"] == retagged)
+    await host.runtime.directory.update_group_tag(record["id"], "Tampered")
+    console.print(
+        f"simulated: {victim} removed from its profile group, {intruder} added to the kiosk group, "
+        f"{retagged}'s group tag changed to 'Tampered'"
+    )
+    run = await _reconcile(host)
+    active = sum(DeviceState(d.state) == DeviceState.ACTIVE for d in device_rows(host.runtime.store))
+    console.print(
+        f"reconcile repaired it: {run.fleet.members_added} membership restored, "
+        f"{run.fleet.members_removed} conflicting membership removed, {run.fleet.tags_fixed} group tag "
+        f"restored; {active} devices Active"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from shared.storage import blob_service, queue_service
 log = logging.getLogger("registrar.localhost")
 
 
-class _Timer(func.TimerRequest):
+class LocalTimerRequest(func.TimerRequest):
     def __init__(self, past_due: bool = False) -> None:
         self._past_due = past_due
 
@@ -166,7 +166,7 @@ class LocalHost:
         if not force and now - self._last_timer < self.reconcile_interval:
             return
         self._last_timer = now
-        await reconcile.main(_Timer(), self.runtime)
+        await reconcile.main(LocalTimerRequest(), self.runtime)
         self.counters.timer_runs += 1
 
     async def step(self) -> None:

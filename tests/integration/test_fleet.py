@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from functions import reconcile
-from registrar.localhost.host import _Timer
+from registrar.localhost.host import LocalTimerRequest
 from shared.fleet import reconcile_fleet
 from shared.reconcile import reconcile_imports
 from shared.states import DeviceState
@@ -35,7 +35,7 @@ def _writes(graph):
 
 
 async def _run(host):
-    return await reconcile.main(_Timer(), host.runtime)
+    return await reconcile.main(LocalTimerRequest(), host.runtime)
 
 
 async def test_devices_join_their_profile_group_and_manual_changes_are_undone(host, settings, graph):

@@ -51,7 +51,13 @@ def test_demo_runs_from_upload_to_final_state():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert "14 Ready for user, 1 Registration failed" in out
+    assert "14 Ready for user, 1 Registration failed" in out  # the progress line when registration is done
+    assert "group membership settled:" in out
+    assert (
+        "reconcile repaired it: 1 membership restored, 1 conflicting membership removed, 1 group tag "
+        "restored; 4 devices Active"
+    ) in out
+    assert "4 Active, 10 Ready for user, 1 Registration failed" in out
     assert "Device claimed by another organization: check with your device supplier" in out
     assert "Device already registered: no further action required" in out
     for code in (
