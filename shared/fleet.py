@@ -70,8 +70,10 @@ async def reconcile_fleet(
     except GraphUnavailable as error:
         summary.errors.append(str(error))
         return summary
-    for device in managed:
+    managed = [
         await _tag_and_state(store, directory, profiles, device, records.get(serial_key(device.serial)), now, summary)
+        for device in managed
+    ]
     try:
         await _membership(store, directory, profiles, managed, summary)
     except GraphUnavailable as error:
@@ -116,7 +118,7 @@ async def _tag_and_state(
         or device.last_contacted != record.last_contacted
     )
     if not changed:
-        return
+        return device
 
     def apply(d: DeviceRecord) -> None:
         d.state = state
@@ -130,7 +132,7 @@ async def _tag_and_state(
     if DeviceState(device.state) != state:
         summary.state_changes += 1
         summary.changed_uploads.add(device.upload_id)
-    store.update_device(device.serial, apply)
+    return store.update_device(device.serial, apply) or device
 
 
 async def _membership(

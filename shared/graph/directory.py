@@ -3,6 +3,7 @@ membership changes, group-tag updates and the Autopilot sync."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -96,9 +97,23 @@ class DirectoryClient:
         except Exception as error:  # noqa: BLE001
             raise classify(error) from error
 
-    async def apply_membership(self, changes: list[MembershipChange]) -> dict[MembershipChange, int]:
-        """JSON $batch, at most 20 changes per request; returns each change's HTTP status."""
+    async def apply_membership(self, changes: list[MembershipChange], rounds: int = 4) -> dict[MembershipChange, int]:
+        """JSON $batch, at most 20 changes per request; returns each change's final HTTP status.
+
+        Each batch item is throttled on its own: items answered 429 are sent again after their Retry-After
+        (a few rounds; what is still throttled is left for the next run)."""
         statuses: dict[MembershipChange, int] = {}
+        pending = list(changes)
+        for attempt in range(rounds):
+            waits = await self._membership_round(pending, statuses)
+            pending = [c for c in pending if statuses.get(c) == 429]
+            if not pending or attempt == rounds - 1:
+                break
+            await asyncio.sleep(min(max(waits, 1.0), 30.0))
+        return statuses
+
+    async def _membership_round(self, changes: list[MembershipChange], statuses: dict[MembershipChange, int]) -> float:
+        longest_wait = 0.0
         for start in range(0, len(changes), BATCH_LIMIT):
             chunk = changes[start : start + BATCH_LIMIT]
             content = BatchRequestContent()
@@ -119,7 +134,13 @@ class DirectoryClient:
             for index, change in enumerate(chunk):
                 item = (result.responses or {}).get(str(index))
                 statuses[change] = int(item.status) if item and item.status else 0
-        return statuses
+                if statuses[change] == 429:
+                    headers = {k.lower(): v for k, v in ((item.headers if item else None) or {}).items()}
+                    try:
+                        longest_wait = max(longest_wait, float(headers.get("retry-after", 1)))
+                    except (TypeError, ValueError):
+                        longest_wait = max(longest_wait, 1.0)
+        return longest_wait
 
     async def sync(self) -> bool:
         """Ask Intune to sync Autopilot devices. False when it says "not now" (409 running, 429 too soon)."""

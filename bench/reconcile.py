@@ -1,0 +1,123 @@
+"""Graph calls of one reconcile run over N registered devices: with no drift, and with 5% drift
+(half of it group memberships changed by hand, half group tags). Prints figures; writes
+bench/results/reconcile-<N>.json.
+
+Usage: python bench/reconcile.py [--devices 2000] [--drift 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from functions import reconcile  # noqa: E402
+from registrar.emulators.graph import EmulatorConfig, EmulatorServer  # noqa: E402
+from registrar.localhost.azurite import Azurite  # noqa: E402
+from registrar.localhost.environment import DEFAULT_PROFILES, local_env  # noqa: E402
+from registrar.localhost.host import LocalTimerRequest  # noqa: E402
+from shared.config import load_settings  # noqa: E402
+from shared.queue import StorageQueueSender  # noqa: E402
+from shared.runtime import Runtime  # noqa: E402
+from shared.state import DeviceRecord  # noqa: E402
+from shared.states import DeviceState  # noqa: E402
+from shared.storage import queue_service  # noqa: E402
+
+
+def calls(control) -> dict[str, int]:
+    return {k: n for k, n in control.counters()["requests"].items() if k.count(" ") == 2}
+
+
+async def run(devices: int, drift: float) -> dict:
+    config = EmulatorConfig(page_size=500)
+    config.throttle.enabled = False
+    with Azurite() as storage, EmulatorServer(config) as graph:
+        settings = load_settings(local_env(storage.connection_string, graph.url, DEFAULT_PROFILES))
+        control = graph.control()
+        tag = settings.profiles.profiles["standard"].group_tag
+        group = settings.profiles.profiles["standard"].group_id
+        kiosk = settings.profiles.profiles["kiosk"].group_id
+        serials = [f"RC{n:07d}" for n in range(devices)]
+        for start in range(0, devices, 500):
+            control.seed(devices=[{"serial": s, "groupTag": tag} for s in serials[start : start + 500]])
+        control.seed(groups=[{"id": group, "displayName": "standard"}, {"id": kiosk, "displayName": "kiosk"}])
+        rt = Runtime.build(settings, sender=StorageQueueSender(queue_service(settings).get_queue_client("unused")))
+        for serial in serials:
+            rt.store.create_device(
+                DeviceRecord(
+                    serial=serial,
+                    profile="standard",
+                    partner="",
+                    group_tag=tag,
+                    hash_digest="",
+                    upload_id="bench",
+                    file="bench.csv",
+                    line=0,
+                    state=DeviceState.READY,
+                )
+            )
+        started = time.monotonic()
+        await reconcile.main(LocalTimerRequest(), rt)  # first run: finds Entra objects, fills the profile group
+        settle_seconds = time.monotonic() - started
+        control.configure(throttle={"enabled": True})
+        control.reset_counters()
+        started = time.monotonic()
+        await reconcile.main(LocalTimerRequest(), rt)
+        clean = {"seconds": round(time.monotonic() - started, 2), "calls": calls(control)}
+        drifted = int(devices * drift)
+        state = control.state()
+        by_serial = {d["serialNumber"]: d for d in state["devices"]}
+        for serial in serials[: drifted // 2]:
+            control.change_membership(group, serial, "remove")
+        for serial in serials[drifted // 2 : drifted]:
+            await rt.directory.update_group_tag(by_serial[serial]["id"], "Drifted")
+        control.reset_counters()
+        started = time.monotonic()
+        result = await reconcile.main(LocalTimerRequest(), rt)
+        dirty = {
+            "seconds": round(time.monotonic() - started, 2),
+            "calls": calls(control),
+            "tags_fixed": result.fleet.tags_fixed,
+            "members_added": result.fleet.members_added,
+        }
+        control.close()
+
+    def total(c: dict[str, int]) -> int:
+        return sum(c.values())
+
+    def writes(c: dict[str, int]) -> int:
+        return sum(n for k, n in c.items() if k.split(" ")[0] in ("POST", "DELETE", "PATCH"))
+
+    return {
+        "devices": devices,
+        "settle_seconds": round(settle_seconds, 1),
+        "no_drift": {**clean, "total_calls": total(clean["calls"]), "write_calls": writes(clean["calls"])},
+        "drift": {
+            **dirty,
+            "drifted_devices": drifted,
+            "total_calls": total(dirty["calls"]),
+            "write_calls": writes(dirty["calls"]),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--drift", type=float, default=0.05)
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.devices, args.drift))
+    print(json.dumps(figures, indent=1))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"reconcile-{args.devices}.json").write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
