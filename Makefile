@@ -3,11 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint infra-check bench clean
 
 setup: $(STAMP) $(NODE_STAMP)
+
+# checkov has its own dependency pins: it gets its own environment so the app's stay as declared.
+$(INFRA_STAMP): requirements-infra.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt
+	touch $@
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +31,13 @@ $(NODE_STAMP): package.json package-lock.json
 demo: setup
 	$(PY) -m registrar demo
 
-test: setup
+test: setup $(INFRA_STAMP)
 	$(PY) -m ruff check .
+	$(INFRA_VENV)/bin/python infra/check.py
 	$(PY) -m pytest -n 2
+
+infra-check: $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/python infra/check.py
 
 lint: setup
 	$(PY) -m ruff check .
@@ -33,4 +46,4 @@ bench: setup
 	$(PY) bench/intake.py
 
 clean:
-	rm -rf $(VENV) node_modules build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) node_modules build .pytest_cache .hypothesis

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, intake_cli, pipeline_cli, samples
+from . import demo, intake_cli, partner_cli, pipeline_cli, samples
 from .emulators.graph import server as graph_emulator
 
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples.register(sub)
     demo.register(sub)
     pipeline_cli.register(sub)
+    partner_cli.register(sub)
     graph_emulator.register(sub)
     return parser
 

@@ -97,8 +97,7 @@ class Settings:
         return [ADMIN_CONTAINER] + [PARTNER_CONTAINER_PREFIX + p for p in sorted(self.profiles.partners)]
 
 
-# Every setting the app reads, with its default (None: required in some form). The infra tests compare
-# this list with what the Bicep sets.
+# Every setting the app reads. The infra tests compare these lists with what the Bicep sets.
 SETTING_NAMES = (
     "REGISTRAR_PROFILES",
     "REGISTRAR_PROFILES_FILE",
@@ -113,6 +112,18 @@ SETTING_NAMES = (
     "STATE_TABLE_PREFIX",
     "RECONCILE_SCHEDULE",
     "MAX_UPLOAD_BYTES",
+)
+# Read only when running locally (connection strings, a profiles file); Azure uses the others.
+LOCAL_ONLY_SETTINGS = ("REGISTRAR_PROFILES_FILE", "AzureWebJobsStorage", "ServiceBusConnection")
+# Read by the Functions host, the Azure SDK credential chain or Application Insights, not by our code.
+PLATFORM_SETTINGS = (
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "ServiceBusConnection__credential",
+    "ServiceBusConnection__clientId",
+    "AZURE_CLIENT_ID",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 )
 
 
