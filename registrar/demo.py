@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from functions import reconcile
 from shared.config import Settings, load_settings
+from shared.logs import configure_json_logging
 from shared.states import FINAL_FOR_DEMO, REGISTERED, DeviceState
 from shared.storage import blob_service
 
@@ -43,6 +44,10 @@ def sample_uploads(root: Path = SAMPLES) -> list[tuple[str, str, Path]]:
 
 async def run_demo(console: Console, timeout: float) -> int:
     started = time.monotonic()
+    log_path = Path("build/demo/registrar.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    configure_json_logging(log_path.open("w", encoding="utf-8"))
+    console.print(f"structured logs (JSON lines) go to {log_path}")
     graph_config = EmulatorConfig(import_processing_seconds=3, entra_delay_seconds=2)
     with Azurite() as storage, EmulatorServer(graph_config) as graph:
         console.print(f"Azurite on ports {storage.ports}; Graph emulator at {graph.url}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_settings
+from shared.logs import configure_json_logging
 from shared.state import StateStore
 from shared.storage import blob_service, table_service
 
@@ -23,6 +24,7 @@ from .status_view import device_json, print_status
 
 def cmd_dev(args: argparse.Namespace) -> int:
     console = Console()
+    configure_json_logging()  # JSON lines on stderr
     storage = None if args.storage else Azurite(Path(args.data) if args.data else ROOT / ".registrar" / "azurite")
     graph = (
         None

@@ -132,6 +132,17 @@ def _process(target: UploadTarget, upload_id: str, open_stream: StreamOpener, ct
             continue
         outcome, message = _decide(row, target, profile.group_tag, upload_id, ctx)
         outcomes[row.line] = outcome
+        log.info(
+            "row %s",
+            outcome.outcome,
+            extra={
+                "upload_id": upload_id,
+                "serial": row.serial,
+                "fingerprint": row.fingerprint,
+                "line": row.line,
+                "code": outcome.code,
+            },
+        )
         if message:
             batch.append(message)
             if len(batch) >= 100:
@@ -199,8 +210,9 @@ def _decide(
             f"serial already received with a different hardware hash (upload {known.upload_id[:8]}, "
             f"{known.file} line {known.line}): nothing changed",
         )
-    if known.upload_id == upload_id and known.state == DeviceState.QUEUED:
-        return RowOutcome(row.line, row.serial, "accepted"), message  # our own earlier, interrupted attempt
+    if known.upload_id == upload_id and known.line == row.line:  # this very row, in an interrupted earlier run
+        resend = message if known.state == DeviceState.QUEUED else None  # the message may never have left
+        return RowOutcome(row.line, row.serial, "accepted"), resend
     if known.profile != target.profile:
 
         def move(record: DeviceRecord) -> None:

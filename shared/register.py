@@ -46,6 +46,17 @@ async def register_batch(deliveries: list[Delivery], store: StateStore, graph: A
             work.append(_Work(delivery, message))
         else:
             settlements.append(Settlement(delivery, "complete", decision))
+    for item in work:
+        log.info(
+            "registering device",
+            extra={
+                "serial": item.message.serial,
+                "fingerprint": item.message.fingerprint,
+                "upload_id": item.message.upload_id,
+                "message_id": item.message.message_id,
+                "delivery_count": item.delivery.delivery_count,
+            },
+        )
     if not work:
         return settlements
     adopted = await _adopt_interrupted(work, store, graph)
@@ -145,6 +156,15 @@ def _mark_pending(store: StateStore, message: RegistrationMessage, record: Impor
 
 
 def _transient(item: _Work, store: StateStore, reason: str, retry_after: float) -> Settlement:
+    log.warning(
+        "graph unavailable, will retry",
+        extra={
+            "serial": item.message.serial,
+            "reason": reason,
+            "fingerprint": item.message.fingerprint,
+            "delivery_count": item.delivery.delivery_count,
+        },
+    )
     if not item.delivery.last_attempt:
         return Settlement(item.delivery, "retry", reason, retry_after)
 
