@@ -52,7 +52,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
                     for name, p in settings.profiles.profiles.items()
                 ]
             )
-        save_dev_state(env, graph_url)
+        if args.state_file != "-":
+            save_dev_state(env, graph_url, Path(args.state_file) if args.state_file else None)
         host = LocalHost(settings, reconcile_interval=args.reconcile_seconds)
         console.print(f"local host running: storage {'Azurite' if storage else 'given'}, Graph at {graph_url}")
         console.print("upload with: python -m registrar upload FILE --profile standard   (Ctrl+C to stop)")
@@ -105,6 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--data", help="Azurite data directory (default .registrar/azurite)")
     dev.add_argument("--processing-seconds", type=float, default=5.0)
     dev.add_argument("--reconcile-seconds", type=float, default=5.0)
+    dev.add_argument(
+        "--state-file", help="where upload/status find this host (default .registrar/dev.json; - for none)"
+    )
     dev.set_defaults(handler=cmd_dev)
     up = sub.add_parser("upload", help="upload a CSV to the right container for a profile (and partner)")
     up.add_argument("file")

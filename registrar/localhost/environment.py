@@ -24,9 +24,10 @@ def local_env(storage_connection: str, graph_url: str, profiles_file: Path = DEF
     }
 
 
-def save_dev_state(env: dict[str, str], graph_url: str) -> None:
-    STATE_FILE.parent.mkdir(exist_ok=True)
-    STATE_FILE.write_text(json.dumps({"env": env, "graphUrl": graph_url}, indent=1))
+def save_dev_state(env: dict[str, str], graph_url: str, path: Path | None = None) -> None:
+    path = path or STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"env": env, "graphUrl": graph_url}, indent=1))
 
 
 def current_settings() -> Settings:
