@@ -213,6 +213,20 @@ def _decide(
     if known.upload_id == upload_id and known.line == row.line:  # this very row, in an interrupted earlier run
         resend = message if known.state == DeviceState.QUEUED else None  # the message may never have left
         return RowOutcome(row.line, row.serial, "accepted"), resend
+    if known.state == DeviceState.FAILED and known.error_code == "dead_lettered":
+
+        def requeue(record: DeviceRecord) -> None:
+            record.state, record.error_code, record.upload_id = DeviceState.QUEUED, "", upload_id
+            record.file, record.line, record.message = row.file, row.line, "Queued again: re-uploaded after a failure"
+
+        ctx.store.update_device(row.serial, requeue)
+        return RowOutcome(
+            row.line,
+            row.serial,
+            "accepted",
+            "device.requeued",
+            "registration failed earlier because Graph was unavailable: queued again",
+        ), message
     if known.profile != target.profile:
 
         def move(record: DeviceRecord) -> None:

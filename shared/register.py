@@ -79,19 +79,25 @@ def _claim(message: RegistrationMessage, store: StateStore) -> str | None:
         reason.clear()
         if record.hash_digest != message.hash_digest:
             reason.append("stale message: the device was re-uploaded with another hash")
-        elif record.state in IMPORT_DONE:
+        elif record.state in IMPORT_DONE and not _replayable(record):
             reason.append(f"already {record.state}")
         else:
             record.attempts += 1
             record.message = "" if record.state == DeviceState.QUEUED else record.message
-            if record.state == DeviceState.QUEUED:
+            if record.state == DeviceState.QUEUED or _replayable(record):
                 record.state = DeviceState.IMPORTING
+                record.error_code = ""
             else:  # IMPORTING: a previous delivery may have reached Graph; _adopt_interrupted checks
                 record.error_code = "interrupted"
 
     if store.update_device(message.serial, claim) is None:
         return "no device record for this message (deleted?)"
     return reason[0] if reason else None
+
+
+def _replayable(record: DeviceRecord) -> bool:
+    """A device that failed only because Graph was unavailable: a replayed message registers it."""
+    return record.state == DeviceState.FAILED and record.error_code == "dead_lettered"
 
 
 async def _adopt_interrupted(work: list[_Work], store: StateStore, graph: AutopilotClient) -> set[str]:

@@ -177,3 +177,23 @@ def test_function_app_exposes_triggers_with_bindings(env, monkeypatch):
     )
     assert bindings["reconcile"]["timerTrigger"].schedule == "%RECONCILE_SCHEDULE%"
     assert io
+
+
+async def test_dead_lettered_device_is_registered_by_a_replayed_message(host, settings, graph):
+    from functions import register
+    from registrar.localhost.host import service_bus_message
+
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("PF-1")]))
+    host.poll_uploads()
+    (queued,) = list(host.queue.peek_messages())
+    graph.ctl.configure(faults={"rate_500": 1.0})
+    (settled,) = await register.process([service_bus_message(queued.content, "m1", 5)], host.runtime, 5)
+    assert settled.action == "dead_letter"
+    device = host.runtime.store.get_device("PF-1")
+    assert (device.state, device.error_code) == (DeviceState.FAILED, "dead_lettered")
+    assert "dead-lettered and can be replayed" in device.message
+    graph.ctl.configure(faults={"rate_500": 0.0})
+    (replayed,) = await register.process([service_bus_message(queued.content, "m1", 1)], host.runtime)
+    assert replayed.action == "complete"
+    assert host.runtime.store.get_device("PF-1").state == DeviceState.PENDING
+    assert len(graph.ctl.state()["imports"]) == 1
