@@ -1,0 +1,75 @@
+"""Configuration is validated at start-up, with errors that name the setting and the fix."""
+
+import json
+
+import pytest
+
+from shared.config import ConfigError, load_settings
+
+GOOD = {
+    "profiles": {"standard": {"groupTag": "Std", "groupId": "11111111-1111-4111-8111-111111111111"}},
+    "partners": {"contoso": {"profiles": ["standard"]}},
+}
+
+
+def env(**overrides):
+    base = {"REGISTRAR_PROFILES": json.dumps(GOOD), "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_valid_settings_and_defaults():
+    settings = load_settings(env())
+    assert settings.containers == ["device-uploads", "partner-contoso"]
+    assert (settings.queue_name, settings.graph_credential) == ("device-registrations", "managed-identity")
+    assert settings.profiles.profiles["standard"].group_tag == "Std"
+
+
+def test_identity_based_storage_in_azure():
+    settings = load_settings(env(AzureWebJobsStorage=None, AzureWebJobsStorage__accountName="apregst"))
+    assert settings.storage_connection is None and settings.storage_account == "apregst"
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"REGISTRAR_PROFILES": None}, "set REGISTRAR_PROFILES"),
+        ({"REGISTRAR_PROFILES": "{not json"}, "not valid JSON"),
+        ({"REGISTRAR_PROFILES": json.dumps({"profiles": {}})}, "at least one profile"),
+        (
+            {
+                "REGISTRAR_PROFILES": json.dumps(
+                    {"profiles": {"std": {"groupTag": "bad/tag", "groupId": GOOD["profiles"]["standard"]["groupId"]}}}
+                )
+            },
+            "groupTag",
+        ),
+        (
+            {"REGISTRAR_PROFILES": json.dumps({"profiles": {"std": {"groupTag": "ok", "groupId": "not-a-guid"}}})},
+            "GUID",
+        ),
+        (
+            {"REGISTRAR_PROFILES": json.dumps({**GOOD, "partners": {"contoso": {"profiles": ["kiosk"]}}})},
+            "unknown profile",
+        ),
+        (
+            {"REGISTRAR_PROFILES": json.dumps({**GOOD, "partners": {"Con Toso": {"profiles": ["standard"]}}})},
+            "partner id",
+        ),
+        ({"AzureWebJobsStorage": None}, "AzureWebJobsStorage"),
+        ({"GRAPH_CREDENTIAL": "password"}, "GRAPH_CREDENTIAL"),
+        ({"MAX_UPLOAD_BYTES": "lots"}, "MAX_UPLOAD_BYTES"),
+    ],
+)
+def test_bad_configuration_names_the_setting(change, words):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env(**change))
+    assert words in str(info.value)
+
+
+def test_profiles_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(env(REGISTRAR_PROFILES=None, REGISTRAR_PROFILES_FILE=str(tmp_path / "missing.json")))
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps(GOOD))
+    assert load_settings(env(REGISTRAR_PROFILES=None, REGISTRAR_PROFILES_FILE=str(path))).profiles.partners
