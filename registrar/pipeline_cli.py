@@ -13,13 +13,14 @@ from rich.console import Console
 from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_settings
 from shared.logs import configure_json_logging
 from shared.state import StateStore
+from shared.status_api import device_view
 from shared.storage import blob_service, table_service
 
 from .emulators.graph import EmulatorConfig, EmulatorServer
 from .localhost.azurite import Azurite
 from .localhost.environment import DEFAULT_PROFILES, ROOT, current_settings, local_env, save_dev_state
 from .localhost.host import LocalHost
-from .status_view import device_json, print_status
+from .status_view import print_status
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -91,7 +92,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = current_settings()
     store = StateStore(table_service(settings), settings.table_prefix)
     if args.json:
-        print(json.dumps([device_json(d) for d in sorted(store.all_devices(), key=lambda d: d.serial)], indent=1))
+        print(json.dumps([device_view(d) for d in sorted(store.all_devices(), key=lambda d: d.serial)], indent=1))
     else:
         console = Console()
         print_status(store, console if console.is_terminal else Console(width=160))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -17,22 +16,6 @@ _WHERE = re.compile(r"^.*?, line \d+(?:, |: )")
 
 def device_rows(store: StateStore) -> list[DeviceRecord]:
     return sorted(store.all_devices(), key=lambda d: (d.partner, d.profile, d.serial))
-
-
-def device_json(device: DeviceRecord) -> dict[str, Any]:
-    return {
-        "serial": device.serial,
-        "profile": device.profile,
-        "partner": device.partner or None,
-        "state": DISPLAY.get(DeviceState(device.state), device.state),
-        "message": device.message,
-        "code": device.error_code or None,
-        "groupTag": device.group_tag,
-        "upload": device.file,
-        "line": device.line,
-        "hashFingerprint": device.fingerprint,
-        "updated": device.updated,
-    }
 
 
 def state_counts(devices: list[DeviceRecord]) -> Counter[str]:

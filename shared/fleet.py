@@ -146,7 +146,15 @@ async def _membership(
     members: dict[str, set[str]] = {}
     object_by_device_id: dict[str, str] = {}
     for name, profile in profiles.profiles.items():
-        info = await directory.group(profile.group_id)
+        try:
+            info = await directory.group(profile.group_id)
+        except GraphRefused as error:  # a wrong groupId must not stop the other profiles
+            summary.errors.append(
+                f"profile {name!r}: group {profile.group_id} cannot be read ({error.status}): "
+                "check groupId and the GroupMember.ReadWrite.All permission"
+            )
+            groups[name] = GroupInfo(profile.group_id, dynamic=True)  # treated as hands-off this run
+            continue
         groups[name] = info
         if info.dynamic:
             summary.dynamic_groups.append(name)  # membership follows the tag; nothing to write

@@ -45,9 +45,10 @@ def render_csv(rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | 
     return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel opens UTF-8 correctly
 
 
-def render_json(
+def upload_document(
     upload: UploadRecord, rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None
-) -> bytes:
+) -> dict[str, Any]:
+    """One upload and its rows: the JSON report next to the upload, and the status API's answer."""
     from .intake.model import serial_key
 
     items: list[dict[str, Any]] = []
@@ -56,7 +57,7 @@ def render_json(
         if row.outcome == "accepted" and states and serial_key(row.serial) in states:
             item["state"], item["stateMessage"] = states[serial_key(row.serial)]
         items.append(item)
-    document = {
+    return {
         "uploadId": upload.upload_id,
         "container": upload.container,
         "blob": upload.blob_name,
@@ -64,10 +65,16 @@ def render_json(
         "partner": upload.partner or None,
         "status": upload.status,
         "reason": upload.reason or None,
+        "received": upload.received,
         "counts": {"accepted": upload.accepted, "duplicates": upload.duplicates, "rejected": upload.rejected},
         "rows": items,
     }
-    return json.dumps(document, indent=1).encode("utf-8")
+
+
+def render_json(
+    upload: UploadRecord, rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None
+) -> bytes:
+    return json.dumps(upload_document(upload, rows, states), indent=1).encode("utf-8")
 
 
 DEVICE_COLUMNS = [

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from azure.core import MatchConditions
@@ -72,16 +72,11 @@ class DeviceRecord:
         return self.hash_digest[:12] or "-"
 
     def to_entity(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("etag")
-        return {"PartitionKey": DEVICES_PARTITION, "RowKey": self.key, **data}
+        return _to_entity(self, DEVICES_PARTITION, self.key)
 
     @classmethod
     def from_entity(cls, entity: Any) -> DeviceRecord:
-        names = {f.name for f in dataclasses.fields(cls)} - {"etag"}
-        record = cls(**{k: entity[k] for k in names if k in entity})
-        record.etag = entity.metadata.get("etag")
-        return record
+        return _from_entity(cls, entity)
 
 
 @dataclass(slots=True)
@@ -101,16 +96,28 @@ class UploadRecord:
     etag: str | None = field(default=None, compare=False)
 
     def to_entity(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("etag")
-        return {"PartitionKey": UPLOADS_PARTITION, "RowKey": self.upload_id, **data}
+        return _to_entity(self, UPLOADS_PARTITION, self.upload_id)
 
     @classmethod
     def from_entity(cls, entity: Any) -> UploadRecord:
-        names = {f.name for f in dataclasses.fields(cls)} - {"etag"}
-        record = cls(**{k: entity[k] for k in names if k in entity})
-        record.etag = entity.metadata.get("etag")
-        return record
+        return _from_entity(cls, entity)
+
+
+def _to_entity(record: Any, partition: str, row: str) -> dict[str, Any]:
+    data = dataclasses.asdict(record)
+    data.pop("etag")
+    return {"PartitionKey": partition, "RowKey": row, **data}
+
+
+R = TypeVar("R", DeviceRecord, UploadRecord)
+
+
+def _from_entity(cls: type[R], entity: Any) -> R:
+    """Unknown properties are ignored and missing ones take defaults, so older rows still load."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"etag"}
+    record = cls(**{k: entity[k] for k in names if k in entity})
+    record.etag = entity.metadata.get("etag")
+    return record
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from .state import StateStore
+from .reports import upload_document
+from .state import DeviceRecord, StateStore
 from .states import DISPLAY, DeviceState
 
 MAX_PAGE = 1000
@@ -60,7 +61,7 @@ def list_devices(store: StateStore, query: dict[str, str], base_url: str, partne
         and (wanted_partner is None or d.partner == wanted_partner)
     ]
     page = selected[skip : skip + top]
-    body: dict[str, Any] = {"value": [_device(d) for d in page], "count": len(selected)}
+    body: dict[str, Any] = {"value": [device_view(d) for d in page], "count": len(selected)}
     if skip + top < len(selected):
         next_query = {k: v for k, v in query.items() if v and k not in ("skip",)} | {
             "skip": str(skip + top),
@@ -72,7 +73,8 @@ def list_devices(store: StateStore, query: dict[str, str], base_url: str, partne
     return body
 
 
-def _device(d) -> dict[str, Any]:
+def device_view(d: DeviceRecord) -> dict[str, Any]:
+    """A device as the API and ``status --json`` show it."""
     return {
         "serial": d.serial,
         "profile": d.profile,
@@ -92,15 +94,4 @@ def get_upload(store: StateStore, upload_id: str, partner: str | None = None) ->
     upload = store.get_upload(upload_id)
     if upload is None or (partner is not None and upload.partner != partner):
         return None  # another partner's upload is indistinguishable from a missing one
-    return {
-        "id": upload.upload_id,
-        "container": upload.container,
-        "blob": upload.blob_name,
-        "profile": upload.profile,
-        "partner": upload.partner or None,
-        "status": upload.status,
-        "reason": upload.reason or None,
-        "received": upload.received,
-        "counts": {"accepted": upload.accepted, "duplicates": upload.duplicates, "rejected": upload.rejected},
-        "rows": [r.as_dict() for r in store.rows_of(upload_id)],
-    }
+    return upload_document(upload, store.rows_of(upload_id))

@@ -32,7 +32,6 @@ _STRIP_TABLE = str.maketrans("", "", _STRIP_CHARS)
 _BASE64_BODY = re.compile(r"[A-Za-z0-9+/]*")
 _BASE64_TEXT = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _WANTED_RECORDS = frozenset((RECORD_SERIAL, RECORD_MANUFACTURER, RECORD_MODEL, RECORD_OFFLINE_DEVICE_ID, RECORD_TPM_EK))
-_TYPICAL_PREFIX = 1600  # base64 characters covering records and checksum of every hash seen (total <= 1,164)
 _ZERO_TAIL = "A" * (8 * BUFFER_LENGTH)  # zero bytes in base64
 
 
@@ -114,17 +113,14 @@ def decode(text: str) -> HardwareHash:
 
 
 def _decode(canonical: str) -> HardwareHash:
-    raw = _b64(canonical[:_TYPICAL_PREFIX])
-    if len(raw) < 4 or raw[:2] != MAGIC:
+    head = _b64(canonical[:8])
+    if len(head) < 4 or head[:2] != MAGIC:
         raise HardwareHashError(
             "hash.bad_magic",
             "this is not a hardware hash: it does not start with 'T0' (it may be cut off or a different value)",
         )
-    needed = ((raw[2] | raw[3] << 8) + CHECKSUM_RECORD_LENGTH + 2) // 3 * 4
-    if needed > _TYPICAL_PREFIX:
-        raw = _b64(canonical[:needed])
-    else:
-        needed = _TYPICAL_PREFIX
+    needed = ((head[2] | head[3] << 8) + CHECKSUM_RECORD_LENGTH + 2) // 3 * 4
+    raw = _b64(canonical[:needed])  # only the records and checksum: the rest is the zero tail
     tail = canonical[needed:]
     if tail:
         unpadded = tail.rstrip("=")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,9 +178,19 @@ def _chain(first: str, rest: _Lines) -> Iterator[str]:
 def _records(
     lines: _Lines, layout: Layout, first_data: list[str] | None, first_line: int, file: str
 ) -> Iterator[Record]:
-    columns = layout.columns.items()
+    names = tuple(layout.columns)
+    indices = tuple(layout.columns.values())
+    width = max(indices) + 1
+    pick = operator.itemgetter(*indices)  # C-level gather: this loop runs once per row
+
+    def values(cells: list[str]) -> dict[str, str]:
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        picked = pick(cells)
+        return dict(zip(names, map(str.strip, picked if len(names) > 1 else (picked,))))
+
     if first_data is not None:
-        yield Record(first_line, {name: _cell(first_data, i) for name, i in columns})
+        yield Record(first_line, values(first_data))
     delimiter = layout.delimiter
     for line in lines:
         start = lines.count
@@ -193,8 +204,4 @@ def _records(
                 f"line {start} has {len(cells)} columns: this is not a device CSV row",
                 line=start,
             )
-        yield Record(start, {name: _cell(cells, i) for name, i in columns})
-
-
-def _cell(cells: list[str], index: int) -> str:
-    return cells[index].strip() if index < len(cells) else ""
+        yield Record(start, values(cells))

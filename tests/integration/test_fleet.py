@@ -131,3 +131,18 @@ async def test_reports_show_device_states(host, settings, graph):
     per_upload = blobs.get_blob_client("device-uploads", "_reports/standard/f.csv.result.csv").download_blob().readall()
     assert "Ready for user" in per_upload.decode("utf-8-sig")
     assert STANDARD_GROUP
+
+
+async def test_a_missing_profile_group_is_reported_and_does_not_stop_the_others(host, settings, graph):
+    await _registered(host, settings, ["PF-1"])
+    import dataclasses
+
+    from shared.config import Profile
+
+    broken = settings.profiles.model_copy(deep=True)
+    broken.profiles["kiosk"] = Profile(groupTag="Kiosk", groupId="99999999-9999-4999-8999-999999999999")
+    host.runtime.settings = dataclasses.replace(settings, profiles=broken)
+    graph.ctl.change_membership(STANDARD_GROUP, "PF-1", "remove")
+    run = await _run(host)
+    assert any("'kiosk'" in e and "cannot be read" in e for e in run.fleet.errors)
+    assert run.fleet.members_added == 1 and _members(graph, STANDARD_GROUP) == ["PF-1"]
