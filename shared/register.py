@@ -28,6 +28,7 @@ log = logging.getLogger("registrar.register")
 class _Work:
     delivery: Delivery
     message: RegistrationMessage
+    interrupted: bool = False  # an earlier delivery may have reached Graph
 
 
 async def register_batch(deliveries: list[Delivery], store: StateStore, graph: AutopilotClient) -> list[Settlement]:
@@ -41,9 +42,9 @@ async def register_batch(deliveries: list[Delivery], store: StateStore, graph: A
                 Settlement(delivery, "dead_letter", f"malformed registration message: {error.error_count()} error(s)")
             )
             continue
-        decision = _claim(message, store)
+        decision, interrupted = _claim(message, store)
         if decision is None:
-            work.append(_Work(delivery, message))
+            work.append(_Work(delivery, message, interrupted))
         else:
             settlements.append(Settlement(delivery, "complete", decision))
     for item in work:
@@ -71,8 +72,9 @@ async def register_batch(deliveries: list[Delivery], store: StateStore, graph: A
     return settlements
 
 
-def _claim(message: RegistrationMessage, store: StateStore) -> str | None:
-    """Move the device to IMPORTING, or say why there is nothing to do."""
+def _claim(message: RegistrationMessage, store: StateStore) -> tuple[str | None, bool]:
+    """Move the device to IMPORTING, or say why there is nothing to do; and whether an earlier attempt
+    was interrupted."""
     reason: list[str] = []
 
     def claim(record: DeviceRecord) -> None:
@@ -90,9 +92,10 @@ def _claim(message: RegistrationMessage, store: StateStore) -> str | None:
             else:  # IMPORTING: a previous delivery may have reached Graph; _adopt_interrupted checks
                 record.error_code = "interrupted"
 
-    if store.update_device(message.serial, claim) is None:
-        return "no device record for this message (deleted?)"
-    return reason[0] if reason else None
+    saved = store.update_device(message.serial, claim)
+    if saved is None:
+        return "no device record for this message (deleted?)", False
+    return (reason[0] if reason else None), saved.error_code == "interrupted"
 
 
 def _replayable(record: DeviceRecord) -> bool:

@@ -26,6 +26,7 @@ UPLOADS_PARTITION = "upload"
 PENDING_PARTITION = "pending"
 CLEANUP_PARTITION = "cleanup"
 META_PARTITION = "meta"
+_POLLED = (DeviceState.PENDING, DeviceState.IMPORTING)
 
 
 def now_iso() -> str:
@@ -62,6 +63,7 @@ class DeviceRecord:
     created: str = field(default_factory=now_iso)
     updated: str = field(default_factory=now_iso)
     etag: str | None = field(default=None, compare=False)
+    stored_state: str = field(default="", compare=False)  # the state when read: index changes only on a change
 
     @property
     def key(self) -> str:
@@ -103,9 +105,13 @@ class UploadRecord:
         return _from_entity(cls, entity)
 
 
+_NOT_STORED = ("etag", "stored_state")
+
+
 def _to_entity(record: Any, partition: str, row: str) -> dict[str, Any]:
     data = dataclasses.asdict(record)
-    data.pop("etag")
+    for name in _NOT_STORED:
+        data.pop(name, None)
     return {"PartitionKey": partition, "RowKey": row, **data}
 
 
@@ -114,9 +120,11 @@ R = TypeVar("R", DeviceRecord, UploadRecord)
 
 def _from_entity(cls: type[R], entity: Any) -> R:
     """Unknown properties are ignored and missing ones take defaults, so older rows still load."""
-    names = {f.name for f in dataclasses.fields(cls)} - {"etag"}
+    names = {f.name for f in dataclasses.fields(cls)} - set(_NOT_STORED)
     record = cls(**{k: entity[k] for k in names if k in entity})
     record.etag = entity.metadata.get("etag")
+    if isinstance(record, DeviceRecord):
+        record.stored_state = record.state
     return record
 
 
@@ -160,8 +168,7 @@ class StateStore:
         except ResourceExistsError:
             return False
         record.etag = meta.get("etag")
-        if record.state in (DeviceState.PENDING, DeviceState.IMPORTING):
-            self._mark_pending(record)
+        self._index(record, was_pending=False)
         return True
 
     def save_device(self, record: DeviceRecord) -> None:
@@ -177,10 +184,16 @@ class StateStore:
         except (ResourceModifiedError, ResourceNotFoundError) as error:
             raise ConcurrencyConflict(record.serial) from error
         record.etag = meta.get("etag")
-        if record.state in (DeviceState.PENDING, DeviceState.IMPORTING):
+        self._index(record, was_pending=record.stored_state in _POLLED)
+
+    def _index(self, record: DeviceRecord, was_pending: bool) -> None:
+        """Keep the polling index in step, touching it only when the device enters or leaves it."""
+        now_pending = record.state in _POLLED
+        if now_pending and not was_pending:
             self._mark_pending(record)
-        else:
+        elif was_pending and not now_pending:
             self._unmark_pending(record)
+        record.stored_state = record.state
 
     def update_device(
         self, serial: str, change: Callable[[DeviceRecord], object], attempts: int = 5
