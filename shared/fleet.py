@@ -22,6 +22,7 @@ log = logging.getLogger("registrar.fleet")
 
 ACTIVE_WITHIN = timedelta(days=7)
 SYNC_INTERVAL = timedelta(minutes=10)
+MAX_LOOKUPS_PER_RUN = 1000  # Entra object lookups (one read each); the object id is cached once found
 
 
 @dataclass(slots=True)
@@ -163,9 +164,11 @@ async def _membership(
         members[name] = {m.object_id for m in listed}
         object_by_device_id.update({m.device_id: m.object_id for m in listed if m.device_id})
     changes: list[MembershipChange] = []
+    lookups = 0
     for device in managed:
         object_id = device.entra_object_id or object_by_device_id.get(device.aad_device_id, "")
-        if not object_id and device.aad_device_id:
+        if not object_id and device.aad_device_id and lookups < MAX_LOOKUPS_PER_RUN:
+            lookups += 1  # bounded: a run must end well within the Functions timeout at any fleet size
             object_id = await directory.find_device(device.aad_device_id) or ""
         if not object_id:
             summary.entra_missing += 1  # eventual consistency: the Entra object is not there yet
