@@ -23,6 +23,7 @@ log = logging.getLogger("registrar.fleet")
 ACTIVE_WITHIN = timedelta(days=7)
 SYNC_INTERVAL = timedelta(minutes=10)
 MAX_LOOKUPS_PER_RUN = 1000  # Entra object lookups (one read each); the object id is cached once found
+MAX_CHANGES_PER_RUN = 1000  # membership writes per run (Intune's budget is about 1,500 writes per 5 minutes)
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class FleetSummary:
     members_added: int = 0
     members_removed: int = 0
     entra_missing: int = 0
+    deferred_changes: int = 0
     state_changes: int = 0
     dynamic_groups: list[str] = field(default_factory=list)
     synced: bool = False
@@ -185,12 +187,16 @@ async def _membership(
                 changes.append(MembershipChange(profile.group_id, object_id, add=False))
     if not changes:
         return
-    for change, status in (await directory.apply_membership(changes)).items():
+    deferred = changes[MAX_CHANGES_PER_RUN:]  # the write budget is shared: the rest waits for the next run
+    summary.deferred_changes = len(deferred)
+    for change, status in (await directory.apply_membership(changes[:MAX_CHANGES_PER_RUN])).items():
         if 200 <= status < 300 or (change.add and status == 400) or (not change.add and status == 404):
             if change.add:
                 summary.members_added += 1
             else:
                 summary.members_removed += 1
+        elif status == 429:
+            summary.deferred_changes += 1  # throttled: the next run tries again
         else:
             summary.errors.append(f"membership {'add' if change.add else 'remove'} {change.object_id}: HTTP {status}")
 

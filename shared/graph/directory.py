@@ -97,7 +97,7 @@ class DirectoryClient:
         except Exception as error:  # noqa: BLE001
             raise classify(error) from error
 
-    async def apply_membership(self, changes: list[MembershipChange], rounds: int = 4) -> dict[MembershipChange, int]:
+    async def apply_membership(self, changes: list[MembershipChange], rounds: int = 2) -> dict[MembershipChange, int]:
         """JSON $batch, at most 20 changes per request; returns each change's final HTTP status.
 
         Each batch item is throttled on its own: items answered 429 are sent again after their Retry-After
@@ -109,7 +109,7 @@ class DirectoryClient:
             pending = [c for c in pending if statuses.get(c) == 429]
             if not pending or attempt == rounds - 1:
                 break
-            await asyncio.sleep(min(max(waits, 1.0), 30.0))
+            await asyncio.sleep(min(max(waits, 1.0), 5.0))  # longer waits: the next run continues
         return statuses
 
     async def _membership_round(self, changes: list[MembershipChange], statuses: dict[MembershipChange, int]) -> float:
@@ -131,15 +131,21 @@ class DirectoryClient:
                 result = await self._client.batch.post(content)
             except Exception as error:  # noqa: BLE001
                 raise classify(error) from error
+            throttled_in_chunk = 0
             for index, change in enumerate(chunk):
                 item = (result.responses or {}).get(str(index))
                 statuses[change] = int(item.status) if item and item.status else 0
+                throttled_in_chunk += statuses[change] == 429
                 if statuses[change] == 429:
                     headers = {k.lower(): v for k, v in ((item.headers if item else None) or {}).items()}
                     try:
                         longest_wait = max(longest_wait, float(headers.get("retry-after", 1)))
                     except (TypeError, ValueError):
                         longest_wait = max(longest_wait, 1.0)
+            if throttled_in_chunk == len(chunk):  # the budget is spent: stop sending, mark the rest throttled
+                for rest in changes[start + BATCH_LIMIT :]:
+                    statuses[rest] = 429
+                break
         return longest_wait
 
     async def sync(self) -> bool:

@@ -146,3 +146,16 @@ async def test_a_missing_profile_group_is_reported_and_does_not_stop_the_others(
     run = await _run(host)
     assert any("'kiosk'" in e and "cannot be read" in e for e in run.fleet.errors)
     assert run.fleet.members_added == 1 and _members(graph, STANDARD_GROUP) == ["PF-1"]
+
+
+async def test_throttled_membership_writes_are_deferred_not_failed(host, settings, graph):
+    graph.ctl.configure(entra_delay_seconds=3600)  # Entra objects not visible yet: no memberships written
+    await _registered(host, settings, [f"TM-{n}" for n in range(30)])
+    graph.ctl.configure(throttle={"enabled": True, "app_writes": 5, "tenant_writes": 5, "window_seconds": 60})
+    graph.ctl.advance(3601)  # now they appear, all at once
+    run = await _run(host)
+    assert run.fleet.deferred_changes > 0 and run.fleet.errors == []
+    assert run.fleet.members_added < 30
+    graph.ctl.configure(throttle={"enabled": False})
+    await _run(host)
+    assert len(_members(graph, STANDARD_GROUP)) == 30
