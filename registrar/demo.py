@@ -117,7 +117,13 @@ async def _after_registration(console: Console, host: LocalHost, control: Emulat
         if run.fleet.entra_missing == 0:
             break
         await asyncio.sleep(0.5)
-    console.print(f"group membership settled: every registered device is in its profile group ({added} added now)")
+    if run.fleet.entra_missing:
+        console.print(
+            f"group membership: {run.fleet.entra_missing} Entra objects not visible yet; "
+            f"the next run adds them ({added} added so far)"
+        )
+    else:
+        console.print(f"group membership settled: every registered device is in its profile group ({added} added now)")
     ready = [d for d in device_rows(host.runtime.store) if DeviceState(d.state) == DeviceState.READY]
     standard = [d.serial for d in ready if d.profile == "standard"]
     enrolled = standard[:4]
