@@ -50,8 +50,7 @@ class Merger:
     """Feed it every row outcome in order; :meth:`result` classifies each exactly once."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
-        self._order: list[str] = []
+        self._entries: dict[str, _Entry] = {}  # insertion order is input order
         self._rejected: list[Rejection] = []
 
     def add(self, outcome: DeviceRow | Rejection) -> None:
@@ -62,7 +61,6 @@ class Merger:
         entry = self._entries.get(key)
         if entry is None:
             self._entries[key] = _Entry(outcome.identity, outcome.ref)
-            self._order.append(key)
         elif entry.identity == outcome.identity:
             entry.repeats = [*(entry.repeats or ()), outcome.ref]
         else:
@@ -72,8 +70,7 @@ class Merger:
         accepted: list[RowRef] = []
         duplicates: list[Duplicate] = []
         rejected = list(self._rejected)
-        for key in self._order:
-            entry = self._entries[key]
+        for entry in self._entries.values():
             repeats = entry.repeats or []
             if not entry.conflicting:
                 accepted.append(entry.first)
