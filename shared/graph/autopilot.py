@@ -21,11 +21,17 @@ from ..messages import RegistrationMessage
 
 
 class GraphUnavailable(Exception):
-    """Throttled, a 5xx, or the network: the same call can succeed later."""
+    """Throttled, a 5xx, or the network: the same call can succeed later.
 
-    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+    ``maybe_applied`` is true when Graph may have carried out the call although the answer never arrived
+    (a 5xx, or a connection that broke after sending): a non-idempotent POST must then be
+    looked up, not repeated.
+    """
+
+    def __init__(self, message: str, retry_after: float = 0.0, *, maybe_applied: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
 
 
 class GraphRefused(Exception):
@@ -62,7 +68,9 @@ def _record(item: ImportedWindowsAutopilotDeviceIdentity) -> ImportedRecord:
 def classify(error: Exception) -> Exception:
     """Turn SDK and transport errors into :class:`GraphUnavailable` or :class:`GraphRefused`."""
     if isinstance(error, httpx.HTTPError):
-        return GraphUnavailable(f"network error talking to Graph: {type(error).__name__}")
+        # A request that reached Graph may have been carried out before the connection broke.
+        sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        return GraphUnavailable(f"network error talking to Graph: {type(error).__name__}", maybe_applied=sent)
     if isinstance(error, APIError):
         status = error.response_status_code or 0
         headers = {k.lower(): v for k, v in (error.response_headers or {}).items()}
@@ -76,7 +84,9 @@ def classify(error: Exception) -> Exception:
                 seconds = float(retry) if retry else 0.0
             except ValueError:
                 seconds = 0.0
-            return GraphUnavailable(f"Graph answered {status} {code}".strip(), seconds)
+            # 429 means "not done"; a 5xx (or no status) may come after the service applied the call
+            # (autopilot-graph-facts.md, Throttling: "a 503/504 can come after the service already applied").
+            return GraphUnavailable(f"Graph answered {status} {code}".strip(), seconds, maybe_applied=status != 429)
         return GraphRefused(status, code, message, request_id)
     return error
 
@@ -100,8 +110,11 @@ class AutopilotClient:
                 for m in messages
             ]
         )
+        # No SDK retries: kiota's retry handler would repeat the POST on 503/504, which may import twice.
+        # Register decides: 429 -> a scheduled copy, a maybe-applied failure -> look the devices up first.
+        config = RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
         try:
-            result = await self._imports.import_.post(body)
+            result = await self._imports.import_.post(body, config)
         except Exception as error:  # noqa: BLE001 - sorted by classify
             raise classify(error) from error
         return [_record(item) for item in (result.value if result else [])]
