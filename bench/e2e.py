@@ -47,7 +47,7 @@ async def run(devices: int, batch: int) -> dict:
         settings = load_settings(local_env(storage.connection_string, graph.url, DEFAULT_PROFILES))
         control = graph.control()
         control.seed(groups=[{"id": p.group_id, "displayName": n} for n, p in settings.profiles.profiles.items()])
-        host = LocalHost(settings, batch_size=batch, reconcile_interval=10.0, visibility_timeout=30)
+        host = LocalHost(settings, batch_size=batch, reconcile_interval=10.0)
         files = csv_for(devices)
         started = time.monotonic()
         blobs = blob_service(settings)

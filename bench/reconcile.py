@@ -22,12 +22,12 @@ from registrar.emulators.graph import EmulatorConfig, EmulatorServer  # noqa: E4
 from registrar.localhost.azurite import Azurite  # noqa: E402
 from registrar.localhost.environment import DEFAULT_PROFILES, local_env  # noqa: E402
 from registrar.localhost.host import LocalTimerRequest  # noqa: E402
+from registrar.localhost.servicebus import LocalServiceBusQueue  # noqa: E402
 from shared.config import load_settings  # noqa: E402
-from shared.queue import StorageQueueSender  # noqa: E402
 from shared.runtime import Runtime  # noqa: E402
 from shared.state import DeviceRecord  # noqa: E402
 from shared.states import DeviceState  # noqa: E402
-from shared.storage import queue_service  # noqa: E402
+from shared.storage import queue_service, table_service  # noqa: E402
 
 
 def calls(control) -> dict[str, int]:
@@ -47,7 +47,7 @@ async def run(devices: int, drift: float) -> dict:
         for start in range(0, devices, 500):
             control.seed(devices=[{"serial": s, "groupTag": tag} for s in serials[start : start + 500]])
         control.seed(groups=[{"id": group, "displayName": "standard"}, {"id": kiosk, "displayName": "kiosk"}])
-        rt = Runtime.build(settings, sender=StorageQueueSender(queue_service(settings).get_queue_client("unused")))
+        rt = Runtime.build(settings, sender=LocalServiceBusQueue(queue_service(settings), table_service(settings), "unused"))
         for serial in serials:
             rt.store.create_device(
                 DeviceRecord(

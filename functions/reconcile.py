@@ -8,6 +8,7 @@ import azure.functions as func
 
 from shared.fleet import FleetSummary, reconcile_fleet
 from shared.reconcile import ReconcileSummary, delete_processed_imports, reconcile_imports
+from shared.redrive import RedriveSummary, redrive_stuck
 from shared.report_refresh import refresh_reports
 from shared.runtime import Runtime, runtime
 
@@ -16,16 +17,19 @@ from shared.runtime import Runtime, runtime
 class ReconcileRun:
     imports: ReconcileSummary
     fleet: FleetSummary
+    redrive: RedriveSummary
 
 
 async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> ReconcileRun:
     rt = rt or runtime()
+    settings = rt.settings
+    redrive = redrive_stuck(rt.store, rt.sender, settings.tenant_id, settings.duplicate_window_seconds)
     imports = await reconcile_imports(rt.store, rt.graph)
     imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
     fleet = await reconcile_fleet(
         rt.store, rt.graph, rt.directory, rt.settings.profiles, newly_registered=imports.registered
     )
-    changed = fleet.changed_uploads | imports.changed_uploads
+    changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set())
     if changed or imports.registered or imports.failed:
         refresh_reports(rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners))
-    return ReconcileRun(imports, fleet)
+    return ReconcileRun(imports, fleet, redrive)

@@ -1,42 +1,42 @@
-"""Service Bus trigger: register a batch of queued devices."""
+"""Service Bus trigger (batch, auto-complete): register a batch of queued devices.
+
+Returning completes the whole batch, raising abandons all of it (docs/functions-host.md), so per-device
+outcomes are settled inside ``register_batch`` and never raise; only infrastructure faults propagate.
+"""
 
 from __future__ import annotations
 
+import logging
+import typing
+from collections import Counter
+
 import azure.functions as func
 
-from shared.queue import MAX_DELIVERY_COUNT, Delivery, Settlement
-from shared.register import register_batch
+from shared.queue import Delivery
+from shared.register import DeviceOutcome, RegisterContext, RetryPolicy, register_batch
 from shared.runtime import Runtime, runtime
 
-
-class RetryLater(Exception):
-    """Raised so the host abandons the batch: Service Bus redelivers it (and dead-letters it at the limit).
-    Redelivery is safe: register is idempotent per device."""
+log = logging.getLogger("registrar.register")
 
 
-def deliveries(messages: list[func.ServiceBusMessage], max_deliveries: int = MAX_DELIVERY_COUNT) -> list[Delivery]:
+def deliveries(messages: typing.Sequence[func.ServiceBusMessage]) -> list[Delivery]:
     return [
         Delivery(
             body=m.get_body().decode("utf-8", "replace"),
             message_id=m.message_id or "",
             delivery_count=m.delivery_count or 1,
-            max_deliveries=max_deliveries,
         )
         for m in messages
     ]
 
 
-async def process(
-    messages: list[func.ServiceBusMessage], rt: Runtime, max_deliveries: int = MAX_DELIVERY_COUNT
-) -> list[Settlement]:
-    return await register_batch(deliveries(messages, max_deliveries), rt.store, rt.graph)
+def context(rt: Runtime) -> RegisterContext:
+    policy = RetryPolicy.for_lock(rt.settings.lock_duration_seconds, rt.settings.max_attempts)
+    return RegisterContext(rt.store, rt.graph, rt.sender, policy)
 
 
-async def main(messages: list[func.ServiceBusMessage], rt: Runtime | None = None) -> None:
-    settlements = await process(messages, rt or runtime())
-    unfinished = [s for s in settlements if s.action != "complete"]
-    if unfinished:
-        raise RetryLater(
-            f"{len(unfinished)} of {len(settlements)} messages need another delivery: "
-            + "; ".join(sorted({s.reason for s in unfinished}))[:500]
-        )
+async def main(messages: typing.Sequence[func.ServiceBusMessage], rt: Runtime | None = None) -> list[DeviceOutcome]:
+    rt = rt or runtime()
+    outcomes = await register_batch(deliveries(messages), context(rt))
+    log.info("batch settled", extra={"outcomes": dict(Counter(o.result for o in outcomes))})
+    return outcomes

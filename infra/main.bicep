@@ -27,11 +27,14 @@ param maxDeliveryCount int = 5
 @description('Message lock duration (ISO 8601); longer than one batch of Graph imports takes.')
 param lockDuration string = 'PT5M'
 
-@description('Duplicate detection window (ISO 8601): a re-upload within it is dropped by message id.')
+@description('Duplicate detection window (ISO 8601): a second send of the same attempt within it is dropped; every new attempt has a new message id.')
 param duplicateDetectionWindow string = 'PT1H'
 
 @description('Reconcile timer schedule (NCRONTAB with seconds).')
 param reconcileSchedule string = '0 */5 * * * *'
+
+@description('Graph writes per window shared by all instances: Intune 100 per 20 s per app, Entra 3,000 per 150 s per app.')
+param graphWriteBudget string = 'intune=100/20,entra=3000/150'
 
 @description('Largest accepted upload, in bytes.')
 param maxUploadBytes int = 536870912
@@ -115,6 +118,9 @@ module functionApp 'modules/functionapp.bicep' = {
     reconcileSchedule: reconcileSchedule
     maxUploadBytes: maxUploadBytes
     maximumInstanceCount: maximumInstanceCount
+    lockDuration: lockDuration
+    duplicateDetectionWindow: duplicateDetectionWindow
+    graphWriteBudget: graphWriteBudget
   }
   dependsOn: [
     roles

@@ -64,7 +64,7 @@ async def run_demo(console: Console, timeout: float) -> int:
             f"seeded: {OTHER_ORG_SERIAL} belongs to another organisation; "
             f"{ALREADY_REGISTERED_SERIAL} is already registered in this tenant"
         )
-        host = LocalHost(settings, reconcile_interval=1.0, visibility_timeout=10)
+        host = LocalHost(settings, reconcile_interval=1.0)
         blobs = blob_service(settings)
         for container, name, path in sample_uploads():
             blobs.get_blob_client(container, name).upload_blob(path.read_bytes(), overwrite=True)
@@ -97,7 +97,7 @@ async def run_demo(console: Console, timeout: float) -> int:
         registered = sum(DeviceState(d.state) in REGISTERED for d in device_rows(host.runtime.store))
         console.print(
             f"Graph import calls: {imports} for {registered} registered devices; "
-            f"dead-lettered messages: {host.counters.dead_lettered}; "
+            f"dead-lettered messages: {host.bus.counters.dead_lettered}; "
             f"wall time {time.monotonic() - started:.1f} s"
         )
         control.close()

@@ -91,6 +91,11 @@ class Settings:
     table_prefix: str
     reconcile_schedule: str
     max_upload_bytes: int
+    # Registration queue (Service Bus) facts the app must respect; Bicep passes the queue's own values.
+    lock_duration_seconds: float = 300.0
+    duplicate_window_seconds: float = 3600.0
+    max_attempts: int = 5  # Graph attempts per device before it is "Registration failed" (retryable)
+    graph_write_budget: str = "intune=100/20,entra=3000/150"  # shared by every instance; "" = none
 
     @property
     def containers(self) -> list[str]:
@@ -112,6 +117,10 @@ SETTING_NAMES = (
     "STATE_TABLE_PREFIX",
     "RECONCILE_SCHEDULE",
     "MAX_UPLOAD_BYTES",
+    "SERVICEBUS_LOCK_DURATION",
+    "SERVICEBUS_DUPLICATE_WINDOW",
+    "REGISTRATION_MAX_ATTEMPTS",
+    "GRAPH_WRITE_BUDGET",
 )
 # Read only when running locally (connection strings, a profiles file); Azure uses the others.
 LOCAL_ONLY_SETTINGS = ("REGISTRAR_PROFILES_FILE", "AzureWebJobsStorage", "ServiceBusConnection")
@@ -150,6 +159,45 @@ def load_profiles(env: Mapping[str, str]) -> ProfilesDocument:
         raise ConfigError(f"{source}: {problems}") from None
 
 
+_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
+
+
+def duration_seconds(name: str, value: str) -> float:
+    """An ISO 8601 duration as Bicep and Service Bus write it (``PT5M``, ``PT1H``, ``P1D``), in seconds."""
+    match = _DURATION.fullmatch(value.strip())
+    if not match or not any(match.groups()):
+        raise ConfigError(f"{name} must be an ISO 8601 duration such as PT5M, not {value!r}")
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def _registration(env: Mapping[str, str]) -> dict[str, object]:
+    from .budget import DEFAULT_BUDGETS, parse_budgets
+
+    try:
+        attempts = int(env.get("REGISTRATION_MAX_ATTEMPTS", "5"))
+    except ValueError:
+        attempts = 0
+    if not 1 <= attempts <= 100:
+        raise ConfigError("REGISTRATION_MAX_ATTEMPTS must be a whole number from 1 to 100")
+    budget = env.get("GRAPH_WRITE_BUDGET", DEFAULT_BUDGETS)
+    try:
+        parse_budgets(budget)
+    except ValueError as error:
+        raise ConfigError(f"GRAPH_WRITE_BUDGET: {error}") from None
+    lock = duration_seconds("SERVICEBUS_LOCK_DURATION", env.get("SERVICEBUS_LOCK_DURATION", "PT5M"))
+    if lock < 5:
+        raise ConfigError("SERVICEBUS_LOCK_DURATION must be at least 5 seconds (Service Bus allows PT5S to PT5M)")
+    return {
+        "lock_duration_seconds": lock,
+        "duplicate_window_seconds": duration_seconds(
+            "SERVICEBUS_DUPLICATE_WINDOW", env.get("SERVICEBUS_DUPLICATE_WINDOW", "PT1H")
+        ),
+        "max_attempts": attempts,
+        "graph_write_budget": budget,
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     profiles = load_profiles(env)
@@ -179,4 +227,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         table_prefix=env.get("STATE_TABLE_PREFIX", "registrar"),
         reconcile_schedule=env.get("RECONCILE_SCHEDULE", "0 */5 * * * *"),
         max_upload_bytes=max_bytes,
+        **_registration(env),  # type: ignore[arg-type]
     )

@@ -20,6 +20,7 @@ from .intake.merge import Merger
 from .messages import RegistrationMessage
 from .queue import MessageSender
 from .reports import render_csv, render_json, report_paths
+from .requeue import is_retryable_failure, requeue_device
 from .routing import UploadRejected, UploadTarget, route
 from .state import DeviceRecord, RowOutcome, StateStore, UploadRecord
 from .states import DeviceState
@@ -196,6 +197,8 @@ def _decide(
         file=row.file,
         line=row.line,
         assigned_user=row.assigned_user or "",
+        hardware_hash=row.hardware_hash or "",
+        product_key=row.product_key or "",
     )
     if ctx.store.create_device(record):
         return RowOutcome(row.line, row.serial, "accepted"), message
@@ -211,22 +214,21 @@ def _decide(
             f"{known.file} line {known.line}): nothing changed",
         )
     if known.upload_id == upload_id and known.line == row.line:  # this very row, in an interrupted earlier run
-        resend = message if known.state == DeviceState.QUEUED else None  # the message may never have left
+        # The message may never have left: send the same attempt again; if it did, Service Bus drops the copy
+        # (same MessageId) and register ignores it anyway (same generation, already claimed).
+        resend = message.next_attempt(known.generation) if known.state == DeviceState.QUEUED else None
         return RowOutcome(row.line, row.serial, "accepted"), resend
-    if known.state == DeviceState.FAILED and known.error_code == "dead_lettered":
-
-        def requeue(record: DeviceRecord) -> None:
-            record.state, record.error_code, record.upload_id = DeviceState.QUEUED, "", upload_id
-            record.file, record.line, record.message = row.file, row.line, "Queued again: re-uploaded after a failure"
-
-        ctx.store.update_device(row.serial, requeue)
+    if known.state == DeviceState.FAILED and is_retryable_failure(known):
+        requeued = requeue_device(ctx.store, row.serial, "Queued again: re-uploaded after a failure", upload_id)
+        if requeued is None:
+            return rejected("device.busy", "the device record changed while this upload was processed: upload it again")
         return RowOutcome(
             row.line,
             row.serial,
             "accepted",
             "device.requeued",
             "registration failed earlier because Graph was unavailable: queued again",
-        ), message
+        ), message.next_attempt(requeued.generation)
     if known.profile != target.profile:
 
         def move(record: DeviceRecord) -> None:

@@ -1,7 +1,13 @@
 """The registration message: what ingest puts on the queue and register takes off it.
 
-The body is versioned JSON. ``message_id`` is a hash of (tenant, serial, hash) so Service Bus duplicate
-detection drops a re-upload of the same device, and a redelivered message is recognised as the same work.
+The body is versioned JSON. ``message_id`` is a hash of (tenant, serial, hash, upload, generation): one
+*attempt* at registering a device. Sending the same attempt twice (an ingest interrupted after its send)
+is a true duplicate, and Service Bus duplicate detection drops the copy. A new attempt (a retry after
+Graph throttled, a replay, a re-upload, a re-drive by the timer) raises the device's ``generation`` and
+so gets a new MessageId: Service Bus would otherwise drop it silently for the whole detection window
+(https://learn.microsoft.com/azure/service-bus-messaging/duplicate-detection: "the newly sent message is
+instantly ignored and dropped"). Register ignores a message whose generation is not the device's current
+one, so an old attempt still in the queue never registers twice.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class RegistrationMessage(BaseModel):
     upload_id: str = Field(alias="uploadId")
     file: str
     line: int
+    generation: int = 0  # the device's attempt generation this message belongs to
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)
@@ -40,14 +47,19 @@ class RegistrationMessage(BaseModel):
 
     @property
     def message_id(self) -> str:
-        return message_id(self.tenant, self.serial, self.hash_digest)
+        return message_id(self.tenant, self.serial, self.hash_digest, self.upload_id, self.generation)
 
     @property
     def fingerprint(self) -> str:
         return self.hash_digest[:12]
 
 
-def message_id(tenant: str, serial: str, hash_digest: str) -> str:
+    def next_attempt(self, generation: int) -> RegistrationMessage:
+        return self.model_copy(update={"generation": generation})
+
+
+def message_id(tenant: str, serial: str, hash_digest: str, upload_id: str, generation: int) -> str:
     from .intake.model import serial_key
 
-    return hashlib.sha256(f"{tenant}|{serial_key(serial)}|{hash_digest}".encode()).hexdigest()[:32]
+    key = f"{tenant}|{serial_key(serial)}|{hash_digest}|{upload_id}|{generation}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]

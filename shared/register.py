@@ -1,15 +1,34 @@
 """Register queued devices in Autopilot: one Graph ``import`` call per delivered batch.
 
-Idempotent by construction: a device whose import is already pending or done is skipped; a device left
-"importing" by a crash between the Graph call and the state write is first looked up in Graph's imported
-identities and adopted if found, so a message delivered twice never imports twice. Settlement (complete,
-retry later, dead-letter) is decided here for the whole batch, in one place.
+The Service Bus trigger is a batch function with auto-complete: when it returns, the host completes
+every message of the batch; when it raises, the host abandons every message, Service Bus redelivers them
+at once and, at the queue's max delivery count, dead-letters all of them (docs/functions-host.md). So a
+per-device outcome must never raise. Here each device ends its delivery in exactly one way:
+
+- registered or adopted (an import made by an earlier, interrupted attempt is found and kept);
+- skipped: nothing to do (already pending or done, or an older attempt than the device's current one);
+- rescheduled: Graph said "later" (429, 5xx, network, our own time budget): a copy of the message is sent
+  as a scheduled message for a new attempt (new MessageId), when Retry-After says or with jittered backoff;
+- failed: Graph refused the device, or it ran out of attempts; the reason is on the device, and an admin
+  can retry it (``registrar retry``, the status API);
+- malformed: the body cannot be read; recorded in the state store and logged.
+
+Only infrastructure faults (storage unreachable) raise: then the whole batch is rightly abandoned and
+redelivered, and every step above is idempotent. The ``import`` POST is never repeated blindly: after a
+5xx or a broken connection it may have been applied, so the next attempt looks the device up first.
+Every batch finishes inside a time budget well under the queue's lock duration.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -17,36 +36,85 @@ from .errors import describe_refusal
 from .graph.autopilot import AutopilotClient, GraphRefused, GraphUnavailable, ImportedRecord
 from .intake.model import serial_key
 from .messages import RegistrationMessage
-from .queue import Delivery, Settlement
+from .queue import Delivery, MessageSender
+from .requeue import requeue_device
 from .state import DeviceRecord, StateStore, now_iso
 from .states import IMPORT_DONE, DeviceState
 
 log = logging.getLogger("registrar.register")
+
+Result = Literal["registered", "adopted", "skipped", "rescheduled", "failed", "malformed"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOutcome:
+    delivery: Delivery
+    result: Result
+    reason: str = ""
+    serial: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how late a device is tried again when Graph says "later"."""
+
+    max_attempts: int = 5
+    base_delay: float = 30.0  # first backoff when Graph gives no Retry-After
+    max_delay: float = 900.0
+    time_budget: float = 150.0  # seconds a batch may spend; keep well under the lock duration
+
+    @classmethod
+    def for_lock(cls, lock_seconds: float, max_attempts: int) -> RetryPolicy:
+        """Half the lock duration for Graph; the rest covers storage writes and settlement."""
+        return cls(max_attempts=max_attempts, time_budget=max(2.0, lock_seconds / 2))
+
+    def delay(self, attempt: int, retry_after: float, rng: random.Random) -> float:
+        """Retry-After when Graph sends one (plus up to 10 % so instances do not return together);
+        otherwise exponential backoff with "equal jitter" (half fixed, half random)."""
+        if retry_after > 0:
+            return retry_after * (1 + 0.1 * rng.random())
+        backoff = min(self.max_delay, self.base_delay * 2 ** max(0, attempt - 1))
+        return backoff / 2 + rng.uniform(0, backoff / 2)
 
 
 @dataclass(slots=True)
 class _Work:
     delivery: Delivery
     message: RegistrationMessage
-    interrupted: bool = False  # an earlier delivery may have reached Graph
+    failures: int  # failed attempts before this one (429s are waits, not failures)
+    interrupted: bool  # an earlier attempt may have reached Graph: look before importing
 
 
-async def register_batch(deliveries: list[Delivery], store: StateStore, graph: AutopilotClient) -> list[Settlement]:
-    settlements: list[Settlement] = []
+@dataclass(slots=True)
+class RegisterContext:
+    store: StateStore
+    graph: AutopilotClient
+    sender: MessageSender
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
+
+
+async def register_batch(deliveries: list[Delivery], ctx: RegisterContext) -> list[DeviceOutcome]:
+    deadline = ctx.clock() + ctx.policy.time_budget
+    outcomes: list[DeviceOutcome] = []
     work: list[_Work] = []
     for delivery in deliveries:
         try:
             message = RegistrationMessage.from_json(delivery.body)
         except ValidationError as error:
-            settlements.append(
-                Settlement(delivery, "dead_letter", f"malformed registration message: {error.error_count()} error(s)")
-            )
+            reason = f"malformed registration message: {error.error_count()} error(s)"
+            log.error(reason, extra={"message_id": delivery.message_id})
+            ctx.store.record_bad_message(delivery.message_id, reason)
+            outcomes.append(DeviceOutcome(delivery, "malformed", reason))
             continue
-        decision, interrupted = _claim(message, store)
-        if decision is None:
-            work.append(_Work(delivery, message, interrupted))
+        item, skipped = _claim(delivery, message, ctx.store)
+        if item is not None:
+            work.append(item)
         else:
-            settlements.append(Settlement(delivery, "complete", decision))
+            outcomes.append(DeviceOutcome(delivery, "skipped", skipped, message.serial))
+    if not work:
+        return outcomes
     for item in work:
         log.info(
             "registering device",
@@ -55,98 +123,108 @@ async def register_batch(deliveries: list[Delivery], store: StateStore, graph: A
                 "fingerprint": item.message.fingerprint,
                 "upload_id": item.message.upload_id,
                 "message_id": item.message.message_id,
+                "failures": item.failures,
                 "delivery_count": item.delivery.delivery_count,
             },
         )
-    if not work:
-        return settlements
-    adopted = await _adopt_interrupted(work, store, graph)
-    todo = [w for w in work if serial_key(w.message.serial) not in adopted]
-    settlements += [
-        Settlement(w.delivery, "complete", "adopted an import made before a crash")
-        for w in work
-        if serial_key(w.message.serial) in adopted
-    ]
+    interrupted = [w for w in work if w.interrupted]
+    try:
+        adopted = await _adopt(interrupted, ctx.store, ctx.graph, deadline, ctx.clock)
+    except GraphUnavailable as error:  # cannot tell whether they were imported: ask again later
+        outcomes += await _reschedule(interrupted, ctx, error, maybe_applied=True)
+        work = [w for w in work if not w.interrupted]
+        adopted = set()
+    outcomes += [DeviceOutcome(w.delivery, "adopted", "import found", w.message.serial) for w in work if _key(w) in adopted]
+    todo = [w for w in work if _key(w) not in adopted]
     if todo:
-        settlements += await _import(todo, store, graph)
-    return settlements
+        outcomes += await _import(todo, ctx, deadline)
+    return outcomes
 
 
-def _claim(message: RegistrationMessage, store: StateStore) -> tuple[str | None, bool]:
-    """Move the device to IMPORTING, or say why there is nothing to do; and whether an earlier attempt
-    was interrupted."""
+def _key(item: _Work) -> str:
+    return serial_key(item.message.serial)
+
+
+def _claim(delivery: Delivery, message: RegistrationMessage, store: StateStore) -> tuple[_Work | None, str]:
+    """Move the device to Importing for this attempt, or say why this message has nothing to do."""
     reason: list[str] = []
 
-    def claim(record: DeviceRecord) -> None:
+    def claim(record: DeviceRecord) -> bool:
         reason.clear()
         if record.hash_digest != message.hash_digest:
             reason.append("stale message: the device was re-uploaded with another hash")
-        elif record.state in IMPORT_DONE and not _replayable(record):
+        elif message.generation != record.generation:
+            reason.append(f"stale message: attempt {message.generation} was superseded by {record.generation}")
+        elif record.state in IMPORT_DONE:
             reason.append(f"already {record.state}")
-        else:
-            record.attempts += 1
-            record.message = "" if record.state == DeviceState.QUEUED else record.message
-            if record.state == DeviceState.QUEUED or _replayable(record):
-                record.state = DeviceState.IMPORTING
-                record.error_code = ""
-            else:  # IMPORTING: a previous delivery may have reached Graph; _adopt_interrupted checks
-                record.error_code = "interrupted"
+        if reason:
+            return False
+        # Importing already (same attempt): this is a redelivery of a batch that was abandoned or lost
+        # its lock, or a retry after Graph may have applied the import. Look before importing again.
+        record.error_code = "interrupted" if record.state == DeviceState.IMPORTING else ""
+        record.state = DeviceState.IMPORTING
+        record.next_attempt = ""
+        return True
 
     saved = store.update_device(message.serial, claim)
     if saved is None:
-        return "no device record for this message (deleted?)", False
-    return (reason[0] if reason else None), saved.error_code == "interrupted"
+        return None, reason[0] if reason else "no device record for this message (deleted?)"
+    return _Work(delivery, message, saved.attempts, saved.error_code == "interrupted"), ""
 
 
-def _replayable(record: DeviceRecord) -> bool:
-    """A device that failed only because Graph was unavailable: a replayed message registers it."""
-    return record.state == DeviceState.FAILED and record.error_code == "dead_lettered"
-
-
-async def _adopt_interrupted(work: list[_Work], store: StateStore, graph: AutopilotClient) -> set[str]:
+async def _adopt(
+    interrupted: list[_Work], store: StateStore, graph: AutopilotClient, deadline: float, clock: Callable[[], float]
+) -> set[str]:
     """Devices whose earlier attempt may have reached Graph: look for their import records (one paged list)."""
-    interrupted = {
-        serial_key(w.message.serial)
-        for w in work
-        if (r := store.get_device(w.message.serial)) is not None and r.error_code == "interrupted"
-    }
     if not interrupted:
         return set()
-    try:
-        existing = await graph.list_imports()
-    except GraphUnavailable:
-        return set()  # import again below; at worst Graph answers 806 for a duplicate, never a second device
-    found: dict[str, ImportedRecord] = {
-        serial_key(r.serial): r for r in existing if serial_key(r.serial) in interrupted
-    }
+    wanted = {_key(w): w for w in interrupted}
+    existing = await _within(deadline, clock, graph.list_imports(), "listing imports")
+    found: dict[str, ImportedRecord] = {serial_key(r.serial): r for r in existing if serial_key(r.serial) in wanted}
     for key, record in found.items():
-        work_item = next(w for w in work if serial_key(w.message.serial) == key)
-        _mark_pending(store, work_item.message, record)
+        _mark_pending(store, wanted[key].message, record)
     return set(found)
 
 
-async def _import(todo: list[_Work], store: StateStore, graph: AutopilotClient) -> list[Settlement]:
+async def _within(deadline: float, clock: Callable[[], float], call, what: str):
+    """Await a Graph call, but never past the batch's time budget (the SDK's own retries included)."""
+    remaining = deadline - clock()
+    if remaining <= 0:
+        call.close()
+        raise GraphUnavailable(f"time budget of the batch spent before {what}", maybe_applied=False)
     try:
-        records = await graph.import_devices([w.message for w in todo])
+        return await asyncio.wait_for(call, remaining)
+    except TimeoutError as error:
+        message = f"Graph did not answer within the batch's time budget ({what})"
+        raise GraphUnavailable(message, maybe_applied=True) from error
+
+
+async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> list[DeviceOutcome]:
+    try:
+        records = await _within(deadline, ctx.clock, ctx.graph.import_devices([w.message for w in todo]), "import")
     except GraphUnavailable as error:
-        return [_transient(w, store, str(error), error.retry_after) for w in todo]
+        return await _reschedule(todo, ctx, error, maybe_applied=error.maybe_applied)
     except GraphRefused as error:
         if len(todo) > 1:  # one bad device must not fail its batch: isolate it
-            settlements = []
+            outcomes: list[DeviceOutcome] = []
             for item in todo:
-                settlements += await _import([item], store, graph)
-            return settlements
-        return [_refused(todo[0], store, error)]
+                outcomes += await _import([item], ctx, deadline)
+            return outcomes
+        return [_refused(todo[0], ctx.store, error)]
     by_serial = {serial_key(r.serial): r for r in records}
-    settlements = []
+    outcomes = []
+    missing = []
     for item in todo:
-        record = by_serial.get(serial_key(item.message.serial))
+        record = by_serial.get(_key(item))
         if record is None:
-            settlements.append(_transient(item, store, "Graph did not return an import record for this device", 0))
+            missing.append(item)
             continue
-        _mark_pending(store, item.message, record)
-        settlements.append(Settlement(item.delivery, "complete", "imported"))
-    return settlements
+        _mark_pending(ctx.store, item.message, record)
+        outcomes.append(DeviceOutcome(item.delivery, "registered", "imported", item.message.serial))
+    if missing:
+        error = GraphUnavailable("Graph did not return an import record for this device", maybe_applied=True)
+        outcomes += await _reschedule(missing, ctx, error, maybe_applied=True)
+    return outcomes
 
 
 def _mark_pending(store: StateStore, message: RegistrationMessage, record: ImportedRecord) -> None:
@@ -164,32 +242,83 @@ def _mark_pending(store: StateStore, message: RegistrationMessage, record: Impor
     )
 
 
-def _transient(item: _Work, store: StateStore, reason: str, retry_after: float) -> Settlement:
-    log.warning(
-        "graph unavailable, will retry",
-        extra={
-            "serial": item.message.serial,
-            "reason": reason,
-            "fingerprint": item.message.fingerprint,
-            "delivery_count": item.delivery.delivery_count,
-        },
-    )
-    if not item.delivery.last_attempt:
-        return Settlement(item.delivery, "retry", reason, retry_after)
+async def _reschedule(
+    items: list[_Work], ctx: RegisterContext, error: GraphUnavailable, *, maybe_applied: bool
+) -> list[DeviceOutcome]:
+    """Complete these deliveries and send each device's next attempt as a scheduled message.
 
-    def give_up(device: DeviceRecord) -> None:
-        device.state = DeviceState.FAILED
-        device.error_code = "dead_lettered"
-        device.message = (
-            f"Registration failed: Microsoft Graph was unavailable after {item.delivery.delivery_count} "
-            f"attempts ({reason}); the message was dead-lettered and can be replayed"
+    The copies are sent before the device records move to the new generation: if the process dies in
+    between, the copies are stale (ignored) and the abandoned originals are redelivered, so nothing is
+    lost and nothing runs twice.
+    """
+    outcomes: list[DeviceOutcome] = []
+    failures = {_key(w): w.failures + (0 if error.throttled else 1) for w in items}
+    retry = [w for w in items if failures[_key(w)] < ctx.policy.max_attempts]
+    for item in items:
+        if failures[_key(item)] >= ctx.policy.max_attempts:
+            outcomes.append(_give_up(item, ctx.store, str(error), failures[_key(item)]))
+    if not retry:
+        return outcomes
+    delay = ctx.policy.delay(max(failures[_key(w)] for w in retry), error.retry_after, ctx.rng)
+    at = datetime.now(UTC) + timedelta(seconds=delay)
+    ctx.sender.send([w.message.next_attempt(w.message.generation + 1) for w in retry], enqueue_at=at)
+    when = at.strftime("%H:%M:%S UTC")
+    limit = ctx.policy.max_attempts
+    for item in retry:
+        failed = failures[_key(item)]
+        if error.throttled:
+            note = f"Graph asked us to wait ({error}): next try at {when}"
+        elif maybe_applied:
+            note = f"Graph did not confirm the import ({error}): attempt {failed} of {limit}; checking at {when}"
+        else:
+            note = f"Graph unavailable ({error}): attempt {failed} of {limit}, next try at {when}"
+        generation = item.message.generation
+        requeue_device(
+            ctx.store,
+            item.message.serial,
+            note,
+            when=lambda r, g=generation: r.generation == g and r.state == DeviceState.IMPORTING,
+            next_attempt=at,
+            # After a maybe-applied import the device stays Importing: the next attempt looks it up first.
+            state=DeviceState.IMPORTING if maybe_applied else DeviceState.QUEUED,
+            attempts=failed,
         )
+        log.warning(
+            "graph unavailable, next attempt scheduled",
+            extra={
+                "serial": item.message.serial,
+                "fingerprint": item.message.fingerprint,
+                "reason": str(error),
+                "failures": failed,
+                "retry_in_seconds": round(delay, 1),
+            },
+        )
+        outcomes.append(DeviceOutcome(item.delivery, "rescheduled", note, item.message.serial))
+    return outcomes
+
+
+def _give_up(item: _Work, store: StateStore, reason: str, failures: int) -> DeviceOutcome:
+    message = (
+        f"Registration failed: Microsoft Graph was unavailable for {failures} attempts ({reason}); "
+        "retry the device when Graph is back"
+    )
+
+    def give_up(device: DeviceRecord) -> bool:
+        if device.generation != item.message.generation:
+            return False
+        device.state = DeviceState.FAILED
+        device.error_code = "graph_unavailable"
+        device.message = message
+        device.next_attempt = ""
+        device.attempts = failures
+        return True
 
     store.update_device(item.message.serial, give_up)
-    return Settlement(item.delivery, "dead_letter", reason)
+    log.error("registration failed after retries", extra={"serial": item.message.serial, "reason": reason})
+    return DeviceOutcome(item.delivery, "failed", message, item.message.serial)
 
 
-def _refused(item: _Work, store: StateStore, error: GraphRefused) -> Settlement:
+def _refused(item: _Work, store: StateStore, error: GraphRefused) -> DeviceOutcome:
     code, message = describe_refusal(error)
 
     def fail(device: DeviceRecord) -> None:
@@ -198,4 +327,4 @@ def _refused(item: _Work, store: StateStore, error: GraphRefused) -> Settlement:
         device.message = message
 
     store.update_device(item.message.serial, fail)
-    return Settlement(item.delivery, "complete", message)
+    return DeviceOutcome(item.delivery, "failed", message, item.message.serial)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from .budget import WriteBudget, parse_budgets
 from .config import Settings, load_settings
 from .graph.autopilot import AutopilotClient
+from .graph.budget_middleware import WriteBudgetHandler
 from .graph.client import graph_client
 from .graph.directory import DirectoryClient
 from .ingest import IngestContext
@@ -45,15 +48,26 @@ class Runtime:
             from azure.identity.aio import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
-        client = graph_client(credential, settings.graph_base_url)
+        tables = table_service(settings)
+        budgets = shared_write_budgets(tables, settings)
+        client = graph_client(credential, settings.graph_base_url, [WriteBudgetHandler(budgets)] if budgets else None)
         return cls(
             settings=settings,
-            store=StateStore(table_service(settings), settings.table_prefix),
+            store=StateStore(tables, settings.table_prefix),
             sender=sender or ServiceBusSender(settings),
             blobs=blob_service(settings),
             graph=AutopilotClient(client),
             directory=DirectoryClient(client),
         )
+
+
+def shared_write_budgets(tables: TableServiceClient, settings: Settings) -> dict[str, WriteBudget]:
+    """The Graph write budgets every instance takes from (one table, one entity per budget)."""
+    limits = parse_budgets(settings.graph_write_budget)
+    if not limits:
+        return {}
+    table = tables.create_table_if_not_exists(f"{settings.table_prefix}budget")
+    return {name: WriteBudget(table, limit) for name, limit in limits.items()}
 
 
 @functools.cache

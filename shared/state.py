@@ -26,6 +26,7 @@ UPLOADS_PARTITION = "upload"
 PENDING_PARTITION = "pending"
 CLEANUP_PARTITION = "cleanup"
 META_PARTITION = "meta"
+BAD_MESSAGE_PARTITION = "badmessage"
 _POLLED = (DeviceState.PENDING, DeviceState.IMPORTING)
 
 
@@ -52,18 +53,25 @@ class DeviceRecord:
     message: str = ""
     error_code: str = ""
     assigned_user: str = ""
+    product_key: str = ""
     import_id: str = ""
     autopilot_id: str = ""
     aad_device_id: str = ""
     entra_object_id: str = ""
     enrollment_state: str = ""
     last_contacted: str = ""
-    attempts: int = 0
+    attempts: int = 0  # Graph import attempts (each delivery that reached the import step)
+    generation: int = 0  # attempt generation: only the message of the current generation may register
+    next_attempt: str = ""  # ISO time of the scheduled retry, when one is scheduled
+    # Kept so that a retry, a replay or a re-drive can be sent without the upload. Never logged or reported:
+    # every list query leaves it out (see _LIST_FIELDS).
+    hardware_hash: str = field(default="", repr=False)
     pending_since: str = ""
     created: str = field(default_factory=now_iso)
     updated: str = field(default_factory=now_iso)
     etag: str | None = field(default=None, compare=False)
     stored_state: str = field(default="", compare=False)  # the state when read: index changes only on a change
+    listed: bool = field(default=False, compare=False)  # read by a list query, without the hash: not savable
 
     @property
     def key(self) -> str:
@@ -105,7 +113,7 @@ class UploadRecord:
         return _from_entity(cls, entity)
 
 
-_NOT_STORED = ("etag", "stored_state")
+_NOT_STORED = ("etag", "stored_state", "listed")
 
 
 def _to_entity(record: Any, partition: str, row: str) -> dict[str, Any]:
@@ -121,7 +129,7 @@ R = TypeVar("R", DeviceRecord, UploadRecord)
 def _from_entity(cls: type[R], entity: Any) -> R:
     """Unknown properties are ignored and missing ones take defaults, so older rows still load."""
     names = {f.name for f in dataclasses.fields(cls)} - set(_NOT_STORED)
-    record = cls(**{k: entity[k] for k in names if k in entity})
+    record = cls(**{k: entity[k] for k in names if entity.get(k) is not None})
     record.etag = entity.metadata.get("etag")
     if isinstance(record, DeviceRecord):
         record.stored_state = record.state
@@ -138,6 +146,9 @@ class RowOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_LIST_FIELDS = [f.name for f in dataclasses.fields(DeviceRecord) if f.name not in ("hardware_hash", *_NOT_STORED)]
 
 
 class ConcurrencyConflict(Exception):
@@ -173,6 +184,8 @@ class StateStore:
 
     def save_device(self, record: DeviceRecord) -> None:
         """Replace the device if nobody changed it since it was read; raise :class:`ConcurrencyConflict`."""
+        if record.listed:
+            raise ValueError("a device read by a list query lacks its hash: update it through update_device")
         record.updated = now_iso()
         try:
             meta = self.devices.update_entity(
@@ -199,12 +212,14 @@ class StateStore:
         self, serial: str, change: Callable[[DeviceRecord], object], attempts: int = 5
     ) -> DeviceRecord | None:
         """Read, apply ``change``, save with the ETag; on a conflict read again and re-apply.
-        Returns the saved record, or None when there is no such device."""
+        Returns the saved record, or None when there is no such device or ``change`` returned False
+        (it decided, on the fresh record, that there is nothing to do)."""
         for _ in range(attempts):
             record = self.get_device(serial)
             if record is None:
                 return None
-            change(record)
+            if change(record) is False:
+                return None
             try:
                 self.save_device(record)
                 return record
@@ -213,8 +228,24 @@ class StateStore:
         raise ConcurrencyConflict(serial)
 
     def all_devices(self) -> Iterator[DeviceRecord]:
-        for entity in self.devices.query_entities(f"PartitionKey eq '{DEVICES_PARTITION}'"):
-            yield DeviceRecord.from_entity(entity)
+        yield from self.query_devices(f"PartitionKey eq '{DEVICES_PARTITION}'")
+
+    def query_devices(self, filter: str, **parameters: Any) -> Iterator[DeviceRecord]:
+        """Devices matching an OData filter, without their hashes (list queries never move 4 KB per device)."""
+        entities = self.devices.query_entities(filter, parameters=parameters or None, select=_LIST_FIELDS)
+        for entity in entities:
+            record = DeviceRecord.from_entity(entity)
+            record.listed = True
+            yield record
+
+    def devices_waiting_since(self, before: str) -> Iterator[DeviceRecord]:
+        """Devices still Queued or Importing, untouched since ``before`` (ISO): their message may be lost."""
+        yield from self.query_devices(
+            f"PartitionKey eq '{DEVICES_PARTITION}' and ( state eq @queued or state eq @importing ) and updated lt @before",
+            queued=DeviceState.QUEUED.value,
+            importing=DeviceState.IMPORTING.value,
+            before=before,
+        )
 
     # -- the polling index: the timer's cost grows with pending work, not with total devices ----------------
     def _mark_pending(self, record: DeviceRecord) -> None:
@@ -248,6 +279,15 @@ class StateStore:
             self.devices.delete_entity(CLEANUP_PARTITION, import_id)
         except ResourceNotFoundError:
             pass
+
+    # -- registration messages that could not be read: completed (one must not fail its batch), kept here ----
+    def record_bad_message(self, message_id: str, reason: str) -> None:
+        self.devices.upsert_entity(
+            {"PartitionKey": BAD_MESSAGE_PARTITION, "RowKey": quote(message_id, safe="") or "-", "reason": reason}
+        )
+
+    def bad_messages(self) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.devices.query_entities(f"PartitionKey eq '{BAD_MESSAGE_PARTITION}'")]
 
     # -- small run-to-run facts (last Autopilot sync) ----------------------------------------------------------
     def get_meta(self, name: str) -> dict[str, Any]:

@@ -47,3 +47,25 @@ def file_error(data: bytes, file: str = "upload.csv") -> FileRejected:
     except FileRejected as error:
         return error
     raise AssertionError("file was accepted")
+
+
+def queued_messages(host, delivery_count: int = 1) -> list:
+    """The visible registration messages on the local queue, as the trigger would hand them over (peeked:
+    they stay on the queue)."""
+    from datetime import UTC, datetime
+
+    from azure.functions.servicebus import ServiceBusMessage
+
+    return [
+        ServiceBusMessage(
+            body=envelope["body"].encode("utf-8"),
+            message_id=envelope["messageId"],
+            delivery_count=delivery_count,
+            content_type="application/json",
+            enqueued_time_utc=datetime.now(UTC),
+            application_properties={},
+            user_properties={},
+            trigger_metadata={},
+        )
+        for envelope in host.bus.peek()
+    ]

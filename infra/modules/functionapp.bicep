@@ -14,6 +14,11 @@ param queueName string
 param reconcileSchedule string
 param maxUploadBytes int
 param maximumInstanceCount int
+@description('The queue\'s own lock duration and duplicate-detection window: register budgets its batches by them.')
+param lockDuration string
+param duplicateDetectionWindow string
+@description('Graph write budgets shared by every instance, per resource family (writes/seconds).')
+param graphWriteBudget string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption depends on the region; the work is queued and retried, so a zone outage delays registrations without losing them
@@ -89,6 +94,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'STATE_TABLE_PREFIX', value: 'registrar' }
         { name: 'RECONCILE_SCHEDULE', value: reconcileSchedule }
         { name: 'MAX_UPLOAD_BYTES', value: string(maxUploadBytes) }
+        { name: 'SERVICEBUS_LOCK_DURATION', value: lockDuration }
+        { name: 'SERVICEBUS_DUPLICATE_WINDOW', value: duplicateDetectionWindow }
+        { name: 'REGISTRATION_MAX_ATTEMPTS', value: '5' }
+        { name: 'GRAPH_WRITE_BUDGET', value: graphWriteBudget }
       ]
     }
   }

@@ -1,32 +1,36 @@
 """Drive the same function code as Azure does, on Azurite and the Graph emulator.
 
-Blob trigger -> poll the upload containers and call ``functions.ingest.main`` with a ``func.InputStream``.
-Service Bus trigger -> receive from an Azurite storage queue and call ``functions.register.process`` with
-``func.ServiceBusMessage`` objects, then settle as Service Bus would: delete on success, make visible again
-later on retry (scheduled delivery), move to ``<queue>-poison`` at the delivery limit (dead-letter).
+Blob trigger -> poll the upload containers and call ``functions.ingest.main``.
+Service Bus trigger -> ``servicebus.ServiceBusBatchTrigger`` over ``servicebus.LocalServiceBusQueue`` (an
+Azurite storage queue with Service Bus's settlement, delivery counts, lock expiry, scheduled messages,
+duplicate detection and dead-lettering) calls ``functions.register.main`` with a batch.
 Timer -> call ``functions.reconcile.main`` with a ``func.TimerRequest`` on its interval.
+
+``step`` runs each trigger once, in order (tests); ``run`` runs them concurrently like separate
+instances: a blob poller, a timer and ``workers`` register instances, each with its own clients,
+sharing only storage (state, queue, write budget) and Graph.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
 from azure.functions.blob import InputStream as BlobInputStream
-from azure.functions.servicebus import ServiceBusMessage
-from azure.storage.queue import QueueClient
 
 from functions import ingest, reconcile, register
 from shared.config import Settings
-from shared.queue import MAX_DELIVERY_COUNT, StorageQueueSender
 from shared.routing import is_report
 from shared.runtime import Runtime
-from shared.storage import blob_service, queue_service
+from shared.storage import blob_service, queue_service, table_service
+
+from .servicebus import LocalServiceBusQueue, ServiceBusBatchTrigger
 
 log = logging.getLogger("registrar.localhost")
 
@@ -40,25 +44,12 @@ class LocalTimerRequest(func.TimerRequest):
         return self._past_due
 
 
-def service_bus_message(body: str, message_id: str, delivery_count: int) -> func.ServiceBusMessage:
-    return ServiceBusMessage(
-        body=body.encode("utf-8"),
-        message_id=message_id,
-        delivery_count=delivery_count,
-        content_type="application/json",
-        application_properties={},
-        user_properties={},
-        trigger_metadata={},
-    )
-
-
 @dataclass(slots=True)
 class HostCounters:
     uploads: int = 0
     deliveries: int = 0
-    completed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
+    batches: int = 0
+    failed_batches: int = 0  # the function raised: the whole batch was abandoned
     timer_runs: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -68,30 +59,22 @@ class LocalHost:
         self,
         settings: Settings,
         *,
-        visibility_timeout: int = 30,
-        batch_size: int = 32,
-        max_deliveries: int = MAX_DELIVERY_COUNT,
+        batch_size: int = 50,
+        max_delivery_count: int = 5,
         reconcile_interval: float = 5.0,
     ) -> None:
         self.settings = settings
-        queues = queue_service(settings)
-        self.queue: QueueClient = queues.get_queue_client(settings.queue_name)
-        self.poison: QueueClient = queues.get_queue_client(settings.queue_name + "-poison")
-        for client in (self.queue, self.poison):
-            try:
-                client.create_queue()
-            except ResourceExistsError:
-                pass
-        self.runtime = Runtime.build(settings, sender=StorageQueueSender(queues.get_queue_client(settings.queue_name)))
+        self.max_delivery_count = max_delivery_count
+        self.bus = self._queue()
+        self.runtime = Runtime.build(settings, sender=self.bus)
         self.blobs = blob_service(settings)
         for container in settings.containers:
             try:
                 self.blobs.create_container(container)
             except ResourceExistsError:
                 pass
-        self.visibility_timeout = visibility_timeout
         self.batch_size = batch_size
-        self.max_deliveries = max_deliveries
+        self.register_trigger = self._register_trigger(self.runtime, self.bus)
         self.reconcile_interval = reconcile_interval
         self.counters = HostCounters()
         self._seen: set[tuple[str, str, str]] = set()
@@ -121,44 +104,31 @@ class LocalHost:
         return processed
 
     # -- Service Bus trigger ----------------------------------------------------------------------------------
-    async def drain_queue(self) -> int:
-        received = list(
-            self.queue.receive_messages(
-                messages_per_page=self.batch_size,
-                max_messages=self.batch_size,
-                visibility_timeout=self.visibility_timeout,
-            )
+    def _queue(self) -> LocalServiceBusQueue:
+        """The registration queue with the settings Bicep gives the real one (lock, window, deliveries)."""
+        return LocalServiceBusQueue(
+            queue_service(self.settings),
+            table_service(self.settings),
+            self.settings.queue_name,
+            lock_duration=self.settings.lock_duration_seconds,
+            max_delivery_count=self.max_delivery_count,
+            duplicate_window=self.settings.duplicate_window_seconds,
         )
-        if not received:
-            return 0
-        messages = [service_bus_message(m.content, m.id, m.dequeue_count or 1) for m in received]
-        settlements = await register.process(messages, self.runtime, self.max_deliveries)
-        by_id = {m.id: m for m in received}
-        for settlement in settlements:
-            queued = by_id[settlement.delivery.message_id]
-            if settlement.action == "complete":
-                self.queue.delete_message(queued)
-                self.counters.completed += 1
-            elif settlement.action == "retry":
-                delay = max(settlement.retry_after, min(2**settlement.delivery.delivery_count, 60))
-                self.queue.update_message(queued, visibility_timeout=int(delay) or 1)
-                self.counters.retried += 1
-            else:
-                self.poison.send_message(
-                    json.dumps(
-                        {
-                            "reason": settlement.reason,
-                            "deliveryCount": settlement.delivery.delivery_count,
-                            "body": json.loads(settlement.delivery.body)
-                            if settlement.delivery.body.startswith("{")
-                            else None,
-                        }
-                    )
-                )
-                self.queue.delete_message(queued)
-                self.counters.dead_lettered += 1
-        self.counters.deliveries += len(received)
-        return len(received)
+
+    def _register_trigger(self, rt: Runtime, bus: LocalServiceBusQueue) -> ServiceBusBatchTrigger:
+        return ServiceBusBatchTrigger(bus, lambda messages: register.main(messages, rt), self.batch_size)
+
+    async def drain_queue(self) -> int:
+        """One batch through the register function, settled as the extension settles it."""
+        run = await self.register_trigger.run_once()
+        if run.received:
+            self.counters.batches += 1
+            self.counters.deliveries += run.received
+            self.counters.failed_batches += run.failed
+        return run.received
+
+    def dead_letters(self) -> list[dict]:
+        return self.bus.dead_letters()
 
     # -- timer trigger ----------------------------------------------------------------------------------------
     async def run_timer(self, force: bool = False) -> None:
@@ -176,17 +146,62 @@ class LocalHost:
             pass
         await self.run_timer()
 
-    async def run(self, stop: asyncio.Event, poll_interval: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                await self.step()
-            except Exception as error:  # noqa: BLE001 - a host keeps running; the next round retries
-                log.exception("local host round failed")
-                self.counters.errors.append(str(error))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=poll_interval)
-            except TimeoutError:
-                pass
+    async def run(self, stop: asyncio.Event, poll_interval: float = 1.0, workers: int = 1) -> None:
+        """Every trigger at once, like instances of a function app: an upload poller, the timer and
+        ``workers`` register instances, each in its own thread with its own clients, until ``stop``."""
+        halt = threading.Event()
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("uploads", lambda: self._every(halt, poll_interval, self._poll_once)),
+            ("timer", lambda: self._every(halt, poll_interval, self._timer_instance())),
+        ]
+        loops += [(f"register-{i + 1}", lambda: self._register_instance(halt, poll_interval)) for i in range(workers)]
+        threads = [threading.Thread(target=asyncio.run, args=(loop(),), name=name, daemon=True) for name, loop in loops]
+        for thread in threads:
+            thread.start()
+        try:
+            await stop.wait()
+        finally:
+            halt.set()
+            for thread in threads:  # a batch in flight may finish; if not, its lock expires and it comes back
+                await asyncio.to_thread(thread.join, 2.0)
 
-    def dead_letters(self) -> list[dict]:
-        return [json.loads(m.content) for m in self.poison.peek_messages(max_messages=32)]
+    async def _poll_once(self) -> None:
+        await asyncio.to_thread(self.poll_uploads)
+
+    def _timer_instance(self) -> Callable[[], Awaitable[None]]:
+        rt = Runtime.build(self.settings, sender=self._queue())
+        last = [0.0]
+
+        async def tick() -> None:
+            if time.monotonic() - last[0] >= self.reconcile_interval:
+                last[0] = time.monotonic()
+                await reconcile.main(LocalTimerRequest(), rt)
+                self.counters.timer_runs += 1
+
+        return tick
+
+    async def _every(self, halt: threading.Event, interval: float, work: Callable[[], Awaitable[None]]) -> None:
+        while not halt.is_set():
+            try:
+                await work()
+            except Exception as error:  # noqa: BLE001 - a host keeps running; the next round retries
+                log.exception("local host trigger failed")
+                self.counters.errors.append(str(error))
+            await asyncio.to_thread(halt.wait, interval)
+
+    async def _register_instance(self, halt: threading.Event, idle_wait: float) -> None:
+        bus = self._queue()
+        trigger = self._register_trigger(Runtime.build(self.settings, sender=bus), bus)
+        while not halt.is_set():
+            try:
+                run = await trigger.run_once()
+            except Exception as error:  # noqa: BLE001 - storage unreachable: try again shortly
+                log.exception("register instance failed to receive")
+                self.counters.errors.append(str(error))
+                run = None
+            if run and run.received:
+                self.counters.batches += 1
+                self.counters.deliveries += run.received
+                self.counters.failed_batches += run.failed
+            else:
+                await asyncio.to_thread(halt.wait, idle_wait)

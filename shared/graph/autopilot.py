@@ -28,10 +28,16 @@ class GraphUnavailable(Exception):
     looked up, not repeated.
     """
 
-    def __init__(self, message: str, retry_after: float = 0.0, *, maybe_applied: bool = False) -> None:
+    def __init__(self, message: str, retry_after: float = 0.0, *, maybe_applied: bool = False, status: int = 0) -> None:
         super().__init__(message)
+        self.status = status
         self.retry_after = retry_after
         self.maybe_applied = maybe_applied
+
+    @property
+    def throttled(self) -> bool:
+        """429: Graph asked us to wait; nothing is wrong with the call or the service."""
+        return self.status == 429
 
 
 class GraphRefused(Exception):
@@ -86,7 +92,8 @@ def classify(error: Exception) -> Exception:
                 seconds = 0.0
             # 429 means "not done"; a 5xx (or no status) may come after the service applied the call
             # (autopilot-graph-facts.md, Throttling: "a 503/504 can come after the service already applied").
-            return GraphUnavailable(f"Graph answered {status} {code}".strip(), seconds, maybe_applied=status != 429)
+            message = f"Graph answered {status} {code}".strip()
+            return GraphUnavailable(message, seconds, maybe_applied=status != 429, status=status)
         return GraphRefused(status, code, message, request_id)
     return error
 

@@ -75,7 +75,7 @@ def host(settings):
     service = blob_service(settings)
     for container in service.list_containers():  # each test starts with empty upload areas
         service.delete_container(container.name)
-    local = LocalHost(settings, visibility_timeout=5, reconcile_interval=0)
+    local = LocalHost(settings, reconcile_interval=0)
     yield local
 
 

@@ -6,11 +6,11 @@ import json
 import pytest
 from azure.functions.blob import InputStream as BlobInputStream
 
-from functions import ingest
+from functions import ingest, register
 from registrar.synthetic import build_hash
 from shared.states import DeviceState
 from shared.storage import blob_service
-from tests.helpers import csv_bytes, portal_row
+from tests.helpers import csv_bytes, portal_row, queued_messages
 from tests.integration.conftest import upload
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -98,12 +98,8 @@ async def test_partner_routing_and_profile_allow_list(host, settings):
 async def test_message_delivered_three_times_imports_once(host, settings, graph):
     upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("PF-1")]))
     host.poll_uploads()
-    (queued,) = list(host.queue.peek_messages())
-    from functions import register
-    from registrar.localhost.host import service_bus_message
-
     for count in (1, 2, 3):
-        await register.process([service_bus_message(queued.content, "m1", count)], host.runtime)
+        await register.main(queued_messages(host, count), host.runtime)
     assert graph.ctl.counters()["requests"]["POST importedIdentities.import 200"] == 1
     assert host.runtime.store.get_device("PF-1").state == DeviceState.PENDING
 
@@ -111,21 +107,18 @@ async def test_message_delivered_three_times_imports_once(host, settings, graph)
 async def test_crash_between_graph_call_and_state_write_adopts_the_import(host, settings, graph):
     upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("PF-1")]))
     host.poll_uploads()
-    (queued,) = list(host.queue.peek_messages())
-    from functions import register
-    from registrar.localhost.host import service_bus_message
     from shared import register as domain
 
     original = domain._mark_pending
     domain._mark_pending = lambda *a: (_ for _ in ()).throw(RuntimeError("host crashed"))
     try:
         with pytest.raises(RuntimeError):
-            await register.process([service_bus_message(queued.content, "m1", 1)], host.runtime)
+            await register.main(queued_messages(host, 1), host.runtime)
     finally:
         domain._mark_pending = original
     assert host.runtime.store.get_device("PF-1").state == DeviceState.IMPORTING
     graph.ctl.configure(import_processing_seconds=30)  # keep the first import visible as "unknown"
-    await register.process([service_bus_message(queued.content, "m1", 2)], host.runtime)
+    await register.main(queued_messages(host, 2), host.runtime)
     assert graph.ctl.counters()["requests"]["POST importedIdentities.import 200"] == 1
     device = host.runtime.store.get_device("PF-1")
     assert device.state == DeviceState.PENDING and device.import_id
@@ -179,21 +172,24 @@ def test_function_app_exposes_triggers_with_bindings(env, monkeypatch):
     assert io
 
 
-async def test_dead_lettered_device_is_registered_by_a_replayed_message(host, settings, graph):
-    from functions import register
-    from registrar.localhost.host import service_bus_message
+async def test_device_failed_while_graph_was_down_is_registered_by_an_admin_retry(host, settings, graph):
+    from dataclasses import replace
 
+    from shared.requeue import replay_failed
+
+    host.runtime.settings = replace(settings, max_attempts=1)
     upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("PF-1")]))
     host.poll_uploads()
-    (queued,) = list(host.queue.peek_messages())
     graph.ctl.configure(faults={"rate_500": 1.0})
-    (settled,) = await register.process([service_bus_message(queued.content, "m1", 5)], host.runtime, 5)
-    assert settled.action == "dead_letter"
+    (outcome,) = await register.main(queued_messages(host), host.runtime)  # returns: the batch is completed
+    assert outcome.result == "failed"
     device = host.runtime.store.get_device("PF-1")
-    assert (device.state, device.error_code) == (DeviceState.FAILED, "dead_lettered")
-    assert "dead-lettered and can be replayed" in device.message
+    assert (device.state, device.error_code) == (DeviceState.FAILED, "graph_unavailable")
+    assert "Microsoft Graph was unavailable for 1 attempts" in device.message and "retry" in device.message
     graph.ctl.configure(faults={"rate_500": 0.0})
-    (replayed,) = await register.process([service_bus_message(queued.content, "m1", 1)], host.runtime)
-    assert replayed.action == "complete"
+    host.bus.clear()
+    assert replay_failed(host.runtime.store, host.bus, settings.tenant_id, "PF-1") is not None
+    (replayed,) = await register.main(queued_messages(host), host.runtime)
+    assert replayed.result == "registered"
     assert host.runtime.store.get_device("PF-1").state == DeviceState.PENDING
     assert len(graph.ctl.state()["imports"]) == 1
