@@ -248,11 +248,16 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
                     {**g.as_graph(), "members": [e.id for e in tenant.members(g)]} for g in tenant.groups.values()
                 ],
                 "otherTenantSerials": sorted(tenant.other_tenant_serials),
+                "importedSerials": tenant.imported_serials,
                 "lastSyncDateTime": tenant.last_sync_time,
             }
         )
 
+    async def writes(request: Request) -> Response:
+        return JSONResponse({"writes": [{"at": at, "app": app} for at, app in emulator.throttle.write_log]})
+
     routes = [
+        Route("/_emulator/writes", guarded(writes)),
         Route("/_emulator/health", guarded(health)),
         Route("/_emulator/reset", guarded(reset), methods=["POST"]),
         Route("/_emulator/config", guarded(config), methods=["GET", "PATCH"]),

@@ -93,6 +93,10 @@ class EmulatorControl:
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/state")
 
+    def writes(self) -> list[dict[str, Any]]:
+        """Every write Graph admitted, as {"at": seconds, "app": caller}."""
+        return self._call("GET", "/writes")["writes"]
+
     def reset(self) -> None:
         self._call("POST", "/reset")
 

@@ -208,6 +208,7 @@ class Tenant:
 
     def reset(self) -> None:
         self.imports: dict[str, ImportedIdentity] = {}
+        self.imported_serials: dict[str, int] = {}  # import items per serial, ever: "imported exactly once"
         self.devices: dict[str, AutopilotDevice] = {}
         self.entra: dict[str, EntraDevice] = {}  # by object id, once visible
         self.groups: dict[str, Group] = {}
@@ -327,6 +328,7 @@ class Tenant:
                 record.duplicate_in_import = info.digest in seen
                 seen.add(info.digest)
             self.imports[record.id] = record
+            self.imported_serials[record.serial] = self.imported_serials.get(record.serial, 0) + 1
             self._schedule(self._due_imports, ready, record.id)
             created.append(record)
         return created

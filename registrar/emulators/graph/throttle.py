@@ -25,14 +25,19 @@ class Throttle:
         self._config = config
         self._now = now
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        # Every admitted write as (time, app): lets tests check any window's total against a budget.
+        self.write_log: list[tuple[float, str]] = []
 
     def reset(self) -> None:
         self._buckets.clear()
+        self.write_log.clear()
 
     def admit(self, app: str, write: bool) -> float | None:
         """Take one token from each bucket the request counts against; otherwise the seconds to wait."""
         config = self._config
         if not config.enabled:
+            if write:
+                self.write_log.append((self._now(), app))
             return None
         budgets = [(("app-requests", app), config.app_requests), (("tenant-requests", ""), config.tenant_requests)]
         if write:
@@ -53,6 +58,8 @@ class Throttle:
             return wait
         for bucket in buckets:
             bucket.tokens -= 1
+        if write:
+            self.write_log.append((now, app))
         return None
 
 
