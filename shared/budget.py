@@ -6,6 +6,11 @@ shared by all of them (autopilot-graph-facts.md, Throttling). Each instance ther
 from one shared sliding-window log: at most ``limit`` writes in any ``window`` seconds, summed over every
 instance. A window log is stricter than Graph's own buckets, so throttling stays the exception.
 
+A grant is taken before the request leaves, and Graph counts the request when it arrives: a request held
+up in between (a busy instance, a slow connection) would land in a later window than its grant. So a
+grant stays in the log for the window plus a margin (a quarter of the window by default), which bounds
+the time a request may spend between grant and arrival.
+
 The log is one entity per budget, updated with its ETag: two instances granting at once cannot both win.
 """
 
@@ -47,10 +52,13 @@ def parse_budgets(text: str) -> dict[str, BudgetLimit]:
 class WriteBudget:
     """A sliding-window write budget shared through one table entity."""
 
-    def __init__(self, table: TableClient, limit: BudgetLimit, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, table: TableClient, limit: BudgetLimit, clock: Callable[[], float] = time.time, margin: float | None = None
+    ) -> None:
         self._table = table
         self.limit = limit
         self._clock = clock
+        self.hold = limit.window + (limit.window / 4 if margin is None else margin)  # how long a grant counts
 
     def try_acquire(self, writes: int = 1) -> float:
         """Take ``writes`` from the budget: 0.0 when granted, else the seconds until they would fit."""
@@ -58,11 +66,11 @@ class WriteBudget:
         for _ in range(20):
             entity = self._read()
             now = self._clock()
-            grants = [(t, n) for t, n in _parse(entity.get("grants", "")) if t > now - self.limit.window]
+            grants = [(t, n) for t, n in _parse(entity.get("grants", "")) if t > now - self.hold]
             used = sum(n for _, n in grants)
             if used + writes > self.limit.limit:
-                return _wait(grants, used, writes, self.limit, now)
-            if grants and grants[-1][0] > now - self.limit.window / _SLOTS:
+                return _wait(grants, used, writes, self.limit.limit, self.hold, now)
+            if grants and grants[-1][0] > now - self.hold / _SLOTS:
                 # Merge into the last grant, stamped now: it then leaves the window later (never earlier),
                 # and the log stays under ~_SLOTS entries whatever the limit (an entity property holds 32K chars).
                 grants[-1] = (now, grants[-1][1] + writes)
@@ -107,10 +115,10 @@ def _format(grants: list[tuple[float, int]]) -> str:
     return ";".join(f"{t:.3f}:{n}" for t, n in grants)
 
 
-def _wait(grants: list[tuple[float, int]], used: int, writes: int, limit: BudgetLimit, now: float) -> float:
-    """When the oldest grants leave the window far enough for ``writes`` more."""
+def _wait(grants: list[tuple[float, int]], used: int, writes: int, limit: int, hold: float, now: float) -> float:
+    """When the oldest grants leave the log far enough for ``writes`` more."""
     for at, count in sorted(grants):
         used -= count
-        if used + writes <= limit.limit:
-            return max(0.001, at + limit.window - now)
-    return limit.window
+        if used + writes <= limit:
+            return max(0.001, at + hold - now)
+    return hold

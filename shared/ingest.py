@@ -219,7 +219,9 @@ def _decide(
         resend = message.next_attempt(known.generation) if known.state == DeviceState.QUEUED else None
         return RowOutcome(row.line, row.serial, "accepted"), resend
     if known.state == DeviceState.FAILED and is_retryable_failure(known):
-        requeued = requeue_device(ctx.store, row.serial, "Queued again: re-uploaded after a failure", upload_id)
+        requeued = requeue_device(
+            ctx.store, row.serial, "Queued again: re-uploaded after a failure", (upload_id, row.file, row.line)
+        )
         if requeued is None:
             return rejected("device.busy", "the device record changed while this upload was processed: upload it again")
         return RowOutcome(

@@ -50,6 +50,7 @@ class HostCounters:
     deliveries: int = 0
     batches: int = 0
     failed_batches: int = 0  # the function raised: the whole batch was abandoned
+    batches_by_instance: dict[str, int] = field(default_factory=dict)
     timer_runs: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -200,6 +201,8 @@ class LocalHost:
                 self.counters.errors.append(str(error))
                 run = None
             if run and run.received:
+                name = threading.current_thread().name
+                self.counters.batches_by_instance[name] = self.counters.batches_by_instance.get(name, 0) + 1
                 self.counters.batches += 1
                 self.counters.deliveries += run.received
                 self.counters.failed_batches += run.failed
