@@ -10,16 +10,20 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_settings
+from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, Settings, load_settings
 from shared.logs import configure_json_logging
+from shared.queue import MessageSender, ServiceBusSender
+from shared.requeue import replay_failed
 from shared.state import StateStore
+from shared.states import DISPLAY, DeviceState
 from shared.status_api import device_view
-from shared.storage import blob_service, table_service
+from shared.storage import blob_service, queue_service, table_service
 
 from .emulators.graph import EmulatorConfig, EmulatorServer
 from .localhost.azurite import Azurite
 from .localhost.environment import DEFAULT_PROFILES, ROOT, current_settings, local_env, save_dev_state
 from .localhost.host import LocalHost
+from .localhost.servicebus import LocalServiceBusQueue
 from .status_view import print_status
 
 
@@ -64,7 +68,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGINT, stop.set)
             loop.add_signal_handler(signal.SIGTERM, stop.set)
-            await host.run(stop)
+            await host.run(stop, workers=args.workers)
 
         asyncio.run(main())
         return 0
@@ -99,6 +103,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Give failed devices a new attempt: the admin's "retry" for a device in Registration failed."""
+    settings = current_settings()
+    store = StateStore(table_service(settings), settings.table_prefix)
+    serials = list(args.serials)
+    if args.all_failed:
+        serials += [d.serial for d in store.query_devices("PartitionKey eq 'device' and state eq 'failed'")]
+    if not serials:
+        print("registrar: name the serials to retry, or --all-failed")
+        return 2
+    sender = _sender(settings)
+    refused = 0
+    for serial in serials:
+        record = replay_failed(store, sender, settings.tenant_id, serial)
+        if record is None:
+            refused += 1
+            known = store.get_device(serial)
+            why = "no such device" if known is None else f"it is {DISPLAY[DeviceState(known.state)]}, not failed"
+            print(f"{serial}: not retried ({why})")
+        else:
+            print(f"{serial}: queued again (attempt generation {record.generation})")
+    return 1 if refused else 0
+
+
+def _sender(settings: Settings) -> MessageSender:
+    if settings.servicebus_connection or settings.servicebus_namespace:
+        return ServiceBusSender(settings)
+    return LocalServiceBusQueue(
+        queue_service(settings),
+        table_service(settings),
+        settings.queue_name,
+        duplicate_window=settings.duplicate_window_seconds,
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     dev = sub.add_parser("dev", help="run the pipeline locally on Azurite and the Graph emulator")
     dev.add_argument("--profiles", default=str(DEFAULT_PROFILES), help="profiles JSON (default: samples/profiles.json)")
@@ -106,7 +145,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--graph", help="use this Graph emulator URL instead of starting one")
     dev.add_argument("--data", help="Azurite data directory (default .registrar/azurite)")
     dev.add_argument("--processing-seconds", type=float, default=5.0)
-    dev.add_argument("--reconcile-seconds", type=float, default=5.0)
+    dev.add_argument("--reconcile-seconds", type=float, default=5.0, help="seconds between reconcile runs")
+    dev.add_argument(
+        "--workers", type=int, default=1, help="register instances running at once, like a scaled-out app (default 1)"
+    )
     dev.add_argument(
         "--state-file", help="where upload/status find this host (default .registrar/dev.json; - for none)"
     )
@@ -119,3 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="each device's state and message")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+    retry = sub.add_parser("retry", help="give failed devices a new registration attempt")
+    retry.add_argument("serials", nargs="*", help="serial numbers of failed devices")
+    retry.add_argument("--all-failed", action="store_true", help="every device in Registration failed")
+    retry.set_defaults(handler=cmd_retry)
