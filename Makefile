@@ -18,10 +18,11 @@ $(INFRA_STAMP): requirements-infra.txt
 	$(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt
 	touch $@
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-worker.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python -r requirements-worker.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -1,14 +1,20 @@
 """Azure Functions entry point: wiring only (triggers and bindings). Logic lives in ``functions/``.
 
 One blob trigger per upload container is generated from the profiles configuration (``device-uploads``
-and ``partner-<id>`` for each partner), all on Event Grid as the Flex Consumption plan requires.
+and ``partner-<id>`` for each partner), all on Event Grid as the Flex Consumption plan requires. Blob
+triggers take the SDK-type ``BlobClient`` (azurefunctions-extensions-bindings-blob): the host reads no
+byte of the upload; ingest streams it.
+
+Annotations are evaluated at import (no ``from __future__ import annotations``) and must be what the
+Python worker accepts: ``typing.List[...]`` for batches, never PEP 585 ``list[...]`` ("invalid non-type
+annotation" fails indexing of the whole app). tests/functions_host/ indexes this file with the worker.
 """
 
-from __future__ import annotations
-
 import os
+import typing
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob
 
 from functions import ingest, reconcile, register, status
 from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_profiles
@@ -32,13 +38,13 @@ def _blob_function(container: str) -> None:
 
     @app.function_name(name)
     @app.blob_trigger(
-        arg_name="blob",
+        arg_name="client",
         path=f"{container}/{{name}}",
         connection="AzureWebJobsStorage",
         source=func.BlobSource.EVENT_GRID,
     )
-    def run(blob: func.InputStream) -> None:
-        ingest.main(blob)
+    def run(client: blob.BlobClient) -> None:
+        ingest.main(client)
 
 
 for _container in _containers():
@@ -52,7 +58,7 @@ for _container in _containers():
     connection="ServiceBusConnection",
     cardinality=func.Cardinality.MANY,
 )
-async def register_devices(messages: list[func.ServiceBusMessage]) -> None:
+async def register_devices(messages: typing.List[func.ServiceBusMessage]) -> None:  # noqa: UP006 - the worker rejects list[...]
     await register.main(messages)
 
 

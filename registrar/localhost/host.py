@@ -1,6 +1,7 @@
 """Drive the same function code as Azure does, on Azurite and the Graph emulator.
 
-Blob trigger -> poll the upload containers and call ``functions.ingest.main``.
+Blob trigger -> ``blob_trigger.EventGridBlobTrigger`` (the blob extension's queue, 5 tries, poison queue)
+calls ``functions.ingest.main`` with a ``BlobClient``.
 Service Bus trigger -> ``servicebus.ServiceBusBatchTrigger`` over ``servicebus.LocalServiceBusQueue`` (an
 Azurite storage queue with Service Bus's settlement, delivery counts, lock expiry, scheduled messages,
 duplicate detection and dead-lettering) calls ``functions.register.main`` with a batch.
@@ -22,14 +23,14 @@ from dataclasses import dataclass, field
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
-from azure.functions.blob import InputStream as BlobInputStream
+from azure.storage.blob import BlobClient
 
 from functions import ingest, reconcile, register
 from shared.config import Settings
-from shared.routing import is_report
 from shared.runtime import Runtime
 from shared.storage import blob_service, queue_service, table_service
 
+from .blob_trigger import EventGridBlobTrigger, UploadEvents, ingest_function_name
 from .servicebus import LocalServiceBusQueue, ServiceBusBatchTrigger
 
 log = logging.getLogger("registrar.localhost")
@@ -78,31 +79,25 @@ class LocalHost:
         self.register_trigger = self._register_trigger(self.runtime, self.bus)
         self.reconcile_interval = reconcile_interval
         self.counters = HostCounters()
-        self._seen: set[tuple[str, str, str]] = set()
+        self.blob_trigger = EventGridBlobTrigger(
+            queue_service(settings),
+            self.blobs,
+            {ingest_function_name(c): self._ingest for c in settings.containers},
+            queue_name=f"azure-webjobs-blobtrigger-{settings.table_prefix.lower()}",
+        )
+        self.upload_events = UploadEvents(self.blobs, settings.containers)
         self._last_timer = 0.0
 
     # -- blob trigger -----------------------------------------------------------------------------------------
     def poll_uploads(self) -> int:
-        processed = 0
-        for container in self.settings.containers:
-            client = self.blobs.get_container_client(container)
-            for blob in client.list_blobs():
-                key = (container, blob.name, blob.etag)
-                if is_report(blob.name) or key in self._seen:
-                    continue
-                data = client.download_blob(blob.name).readall() if blob.size <= self.settings.max_upload_bytes else b""
-                stream = BlobInputStream(
-                    data=data,
-                    name=f"{container}/{blob.name}",
-                    length=blob.size,
-                    uri=f"{client.url}/{blob.name}",
-                    blob_properties={"ETag": blob.etag},
-                )
-                ingest.main(stream, self.runtime)
-                self._seen.add(key)
-                processed += 1
+        """Blob trigger (Event Grid source), as the blob extension runs it: see blob_trigger.py."""
+        self.upload_events.publish_new(self.blob_trigger)
+        processed = len(self.blob_trigger.run_once().succeeded)
         self.counters.uploads += processed
         return processed
+
+    def _ingest(self, client: BlobClient) -> None:
+        ingest.main(client, self.runtime)
 
     # -- Service Bus trigger ----------------------------------------------------------------------------------
     def _queue(self) -> LocalServiceBusQueue:
