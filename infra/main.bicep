@@ -109,7 +109,9 @@ module functionApp 'modules/functionapp.bicep' = {
     appName: appName
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
-    storageName: storage.outputs.storageName
+    blobServiceUri: storage.outputs.blobEndpoint
+    queueServiceUri: storage.outputs.queueEndpoint
+    tableServiceUri: storage.outputs.tableEndpoint
     deploymentContainerUrl: '${storage.outputs.blobEndpoint}app-package'
     serviceBusNamespaceFqdn: serviceBus.outputs.fqdn
     appInsightsConnectionString: monitoring.outputs.connectionString

@@ -78,10 +78,22 @@ class ProfilesDocument(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class StorageEndpoints:
+    """Identity-based storage, as the Functions host and the blob SDK-type binding read it:
+    ``AzureWebJobsStorage__{blob,queue,table}ServiceUri`` with ``__credential=managedidentity`` and
+    ``__clientId`` (a user-assigned identity). ``client_id`` None means DefaultAzureCredential's own choice."""
+
+    blob: str
+    queue: str
+    table: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     profiles: ProfilesDocument
-    storage_connection: str | None  # a connection string (local), or None with storage_account (Azure)
-    storage_account: str | None
+    storage_connection: str | None  # a connection string (local), or None with storage_endpoints (Azure)
+    storage_endpoints: StorageEndpoints | None
     servicebus_connection: str | None
     servicebus_namespace: str | None
     queue_name: str
@@ -107,7 +119,11 @@ SETTING_NAMES = (
     "REGISTRAR_PROFILES",
     "REGISTRAR_PROFILES_FILE",
     "AzureWebJobsStorage",
-    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
     "ServiceBusConnection",
     "ServiceBusConnection__fullyQualifiedNamespace",
     "REGISTRATION_QUEUE",
@@ -126,8 +142,6 @@ SETTING_NAMES = (
 LOCAL_ONLY_SETTINGS = ("REGISTRAR_PROFILES_FILE", "AzureWebJobsStorage", "ServiceBusConnection")
 # Read by the Functions host, the Azure SDK credential chain or Application Insights, not by our code.
 PLATFORM_SETTINGS = (
-    "AzureWebJobsStorage__credential",
-    "AzureWebJobsStorage__clientId",
     "ServiceBusConnection__credential",
     "ServiceBusConnection__clientId",
     "AZURE_CLIENT_ID",
@@ -198,13 +212,41 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
     }
 
 
+_STORAGE = "AzureWebJobsStorage"
+# The one form the host, the blob SDK-type binding and the app all read: the service URIs. The binding
+# resolves <conn>, <conn>__serviceUri or <conn>__blobServiceUri (plus __credential/__clientId); __accountName
+# is not a general form there (1.1.2 special-cases it for AzureWebJobsStorage only, older releases not at
+# all), and a blob trigger with __blobServiceUri also needs __queueServiceUri (its host queue).
+_SERVICE_URIS = ("blobServiceUri", "queueServiceUri", "tableServiceUri")
+
+
+def storage_endpoints(env: Mapping[str, str]) -> StorageEndpoints:
+    uris = {name: (env.get(f"{_STORAGE}__{name}") or "").rstrip("/") for name in _SERVICE_URIS}
+    missing = [f"{_STORAGE}__{name}" for name, uri in uris.items() if not uri]
+    if len(missing) == len(_SERVICE_URIS):
+        raise ConfigError(
+            f"set {_STORAGE} (connection string) or {_STORAGE}__blobServiceUri, __queueServiceUri and "
+            "__tableServiceUri (managed identity)"
+        )
+    if missing:
+        raise ConfigError(f"identity-based storage needs all three service URIs; missing: {', '.join(missing)}")
+    for name, uri in uris.items():
+        if not uri.startswith("https://"):
+            raise ConfigError(f"{_STORAGE}__{name} must be an https:// URI, not {uri!r}")
+    credential = env.get(f"{_STORAGE}__credential") or None
+    client_id = env.get(f"{_STORAGE}__clientId") or None
+    if credential not in (None, "managedidentity"):
+        raise ConfigError(f"{_STORAGE}__credential must be 'managedidentity', not {credential!r}")
+    if client_id and credential != "managedidentity":
+        raise ConfigError(f"{_STORAGE}__clientId needs {_STORAGE}__credential=managedidentity (as the host reads it)")
+    return StorageEndpoints(uris["blobServiceUri"], uris["queueServiceUri"], uris["tableServiceUri"], client_id)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     profiles = load_profiles(env)
     storage = env.get("AzureWebJobsStorage") or None
-    account = env.get("AzureWebJobsStorage__accountName") or None
-    if not storage and not account:
-        raise ConfigError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
+    endpoints = None if storage else storage_endpoints(env)
     bus = env.get("ServiceBusConnection") or None
     namespace = env.get("ServiceBusConnection__fullyQualifiedNamespace") or None
     credential = env.get("GRAPH_CREDENTIAL", "managed-identity")
@@ -217,7 +259,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         profiles=profiles,
         storage_connection=storage,
-        storage_account=account,
+        storage_endpoints=endpoints,
         servicebus_connection=bus,
         servicebus_namespace=namespace,
         queue_name=env.get("REGISTRATION_QUEUE", "device-registrations"),

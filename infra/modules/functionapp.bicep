@@ -4,7 +4,10 @@ param location string
 param appName string
 param identityId string
 param identityClientId string
-param storageName string
+@description('The storage account\'s service endpoints: AzureWebJobsStorage is identity-based through these (the host, the blob SDK-type binding and the app read the same settings).')
+param blobServiceUri string
+param queueServiceUri string
+param tableServiceUri string
 param deploymentContainerUrl string
 param serviceBusNamespaceFqdn string
 @secure()
@@ -77,7 +80,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [
-        { name: 'AzureWebJobsStorage__accountName', value: storageName }
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: blobServiceUri }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: queueServiceUri }
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: tableServiceUri }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
         { name: 'ServiceBusConnection__fullyQualifiedNamespace', value: serviceBusNamespaceFqdn }

@@ -26,8 +26,25 @@ def test_valid_settings_and_defaults():
 
 
 def test_identity_based_storage_in_azure():
-    settings = load_settings(env(AzureWebJobsStorage=None, AzureWebJobsStorage__accountName="apregst"))
-    assert settings.storage_connection is None and settings.storage_account == "apregst"
+    settings = load_settings(
+        env(
+            AzureWebJobsStorage=None,
+            AzureWebJobsStorage__blobServiceUri="https://apregst.blob.core.windows.net/",
+            AzureWebJobsStorage__queueServiceUri="https://apregst.queue.core.windows.net",
+            AzureWebJobsStorage__tableServiceUri="https://apregst.table.core.windows.net",
+            AzureWebJobsStorage__credential="managedidentity",
+            AzureWebJobsStorage__clientId="cid",
+        )
+    )
+    assert settings.storage_connection is None
+    endpoints = settings.storage_endpoints
+    assert endpoints.blob == "https://apregst.blob.core.windows.net" and endpoints.client_id == "cid"
+
+
+def test_account_name_alone_is_not_enough():
+    """__accountName is not one of the forms this app uses: say which settings to set instead."""
+    with pytest.raises(ConfigError, match="blobServiceUri"):
+        load_settings(env(AzureWebJobsStorage=None, AzureWebJobsStorage__accountName="apregst"))
 
 
 @pytest.mark.parametrize(

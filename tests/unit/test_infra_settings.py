@@ -1,10 +1,13 @@
 """The settings the app reads and the settings the Bicep sets must not drift apart."""
 
+import os
 import re
 from pathlib import Path
 
+import pytest
+
 import function_app  # noqa: F401 - the bindings' %SETTING% names are part of what the app reads
-from shared.config import LOCAL_ONLY_SETTINGS, PLATFORM_SETTINGS, SETTING_NAMES
+from shared.config import LOCAL_ONLY_SETTINGS, PLATFORM_SETTINGS, SETTING_NAMES, load_settings
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 APP_SETTING = re.compile(r"\{\s*name:\s*'([^']+)'\s*,\s*value:")
@@ -17,7 +20,8 @@ def bicep_settings() -> set[str]:
 def test_every_setting_the_app_needs_in_azure_is_set_by_bicep():
     needed = set(SETTING_NAMES) - set(LOCAL_ONLY_SETTINGS)
     # Azure uses the identity-based forms, never a connection string:
-    assert "AzureWebJobsStorage__accountName" in needed and "ServiceBusConnection__fullyQualifiedNamespace" in needed
+    assert {f"AzureWebJobsStorage__{s}ServiceUri" for s in ("blob", "queue", "table")} <= needed
+    assert "ServiceBusConnection__fullyQualifiedNamespace" in needed
     missing = needed - bicep_settings()
     assert not missing, f"the app reads these but the Bicep does not set them: {sorted(missing)}"
 
@@ -44,3 +48,107 @@ def test_every_partner_container_and_event_subscription_follows_the_naming_the_a
     assert "'partner-${p.id}'" in main and "['device-uploads']" in main
     events = (INFRA / "modules" / "eventgrid.bicep").read_text()
     assert "Host.Functions.ingest_${replace(container, '-', '_')}" in events  # function_app.py's names
+
+
+APP_SETTING_VALUE = re.compile(r"\{\s*name:\s*'([^']+)'\s*,\s*value:\s*(.+?)\s*\}\s*$", re.M)
+CLIENT_ID = "00000000-0000-4000-8000-0000000000aa"
+# The values main.bicep passes (storage account endpoints end with '/', as primaryEndpoints do).
+PARAMS = {
+    "blobServiceUri": "https://apregst.blob.core.windows.net/",
+    "queueServiceUri": "https://apregst.queue.core.windows.net/",
+    "tableServiceUri": "https://apregst.table.core.windows.net/",
+    "identityClientId": CLIENT_ID,
+    "serviceBusNamespaceFqdn": "apreg-sb.servicebus.windows.net",
+    "profilesJson": '{"profiles": {"standard": {"groupTag": "Standard", "groupId": "11111111-1111-4111-8111-111111111111"}}}',
+    "lockDuration": "PT5M",
+    "duplicateDetectionWindow": "PT1H",
+    "graphWriteBudget": "intune=100/20,entra=3000/150",
+    "queueName": "device-registrations",
+    "reconcileSchedule": "0 */5 * * * *",
+}
+
+
+class FakeCredential:
+    def get_token(self, *scopes, **kwargs):
+        raise AssertionError("no token is requested while building clients")
+
+
+def bicep_app_settings() -> dict[str, str]:
+    """The app settings as Azure would hold them, for the string literals and plain parameters."""
+    settings = {}
+    for name, expression in APP_SETTING_VALUE.findall((INFRA / "modules" / "functionapp.bicep").read_text()):
+        if expression.startswith("'") and expression.endswith("'") and "${" not in expression:
+            settings[name] = expression[1:-1]
+        elif expression in PARAMS:
+            settings[name] = PARAMS[expression]
+        elif expression == "string(maxUploadBytes)":
+            settings[name] = str(512 * 1024 * 1024)
+    return settings
+
+
+def test_storage_is_identity_based_with_the_settings_the_host_and_the_blob_extension_read():
+    settings = bicep_app_settings()
+    storage = {k: v for k, v in settings.items() if k.startswith("AzureWebJobsStorage")}
+    assert storage == {
+        "AzureWebJobsStorage__blobServiceUri": PARAMS["blobServiceUri"],
+        "AzureWebJobsStorage__queueServiceUri": PARAMS["queueServiceUri"],  # a blob trigger needs it too
+        "AzureWebJobsStorage__tableServiceUri": PARAMS["tableServiceUri"],
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "AzureWebJobsStorage__clientId": CLIENT_ID,
+    }
+    # __accountName would be a second, different way to name the same account: not set.
+    assert "AzureWebJobsStorage__accountName" not in settings
+
+
+def test_the_blob_sdk_binding_resolves_the_bicep_storage_settings(monkeypatch):
+    """The SDK-type binding builds the BlobClient it hands our function from these settings (its own
+    resolver, azurefunctions-extensions-bindings-blob), with the user-assigned identity."""
+    from azurefunctions.extensions.bindings.blob import utils
+
+    for name in [n for n in os.environ if n.startswith("AzureWebJobsStorage")]:
+        monkeypatch.delenv(name)
+    for name, value in bicep_app_settings().items():
+        if name.startswith("AzureWebJobsStorage"):
+            monkeypatch.setenv(name, value)
+    assert utils.get_connection_string("AzureWebJobsStorage") == PARAMS["blobServiceUri"]
+    assert utils.using_user_managed_identity("AzureWebJobsStorage")
+    made = []
+    monkeypatch.setattr(utils, "ManagedIdentityCredential", lambda **kwargs: made.append(kwargs) or FakeCredential())
+    client = utils.service_client_factory("AzureWebJobsStorage")
+    assert client.url == PARAMS["blobServiceUri"] and made == [{"client_id": CLIENT_ID}]
+
+
+def test_the_app_builds_its_storage_clients_from_the_same_settings():
+    from shared.storage import blob_service, queue_service, table_service
+
+    settings = load_settings(bicep_app_settings())
+    endpoints = settings.storage_endpoints
+    assert settings.storage_connection is None and endpoints is not None
+    assert endpoints.client_id == CLIENT_ID
+    assert blob_service(settings).url.rstrip("/") == PARAMS["blobServiceUri"].rstrip("/")
+    assert queue_service(settings).url.rstrip("/") == PARAMS["queueServiceUri"].rstrip("/")
+    assert table_service(settings).url.rstrip("/") == PARAMS["tableServiceUri"].rstrip("/")
+
+
+def test_the_app_uses_the_user_assigned_identity_of_the_storage_settings(monkeypatch):
+    import azure.identity
+
+    from shared.storage import blob_service
+
+    made = []
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda **kwargs: made.append(kwargs) or FakeCredential())
+    blob_service(load_settings(bicep_app_settings()))
+    assert made == [{"managed_identity_client_id": CLIENT_ID}]
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri"],
+)
+def test_identity_based_storage_needs_all_three_service_uris(missing):
+    from shared.config import ConfigError
+
+    settings = bicep_app_settings()
+    del settings[missing]
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(settings)
