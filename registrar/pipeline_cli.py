@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 from pathlib import Path
 
 from rich.console import Console
 
 from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, Settings, load_settings
-from shared.logs import configure_json_logging
 from shared.queue import MessageSender, ServiceBusSender
 from shared.requeue import replay_failed
 from shared.state import StateStore
@@ -21,7 +21,17 @@ from shared.storage import blob_service, queue_service, table_service
 
 from .emulators.graph import EmulatorConfig, EmulatorServer
 from .localhost.azurite import Azurite
-from .localhost.environment import DEFAULT_PROFILES, ROOT, current_settings, local_env, save_dev_state
+from .localhost.console_log import configure_dev_logging
+from .localhost.environment import (
+    DEFAULT_PROFILES,
+    ROOT,
+    STATE_FILE,
+    clear_dev_state,
+    current_settings,
+    local_env,
+    running_dev_state,
+    save_dev_state,
+)
 from .localhost.host import LocalHost
 from .localhost.servicebus import LocalServiceBusQueue
 from .status_view import print_status
@@ -29,8 +39,15 @@ from .status_view import print_status
 
 def cmd_dev(args: argparse.Namespace) -> int:
     console = Console()
-    configure_json_logging()  # JSON lines on stderr
-    storage = None if args.storage else Azurite(Path(args.data) if args.data else ROOT / ".registrar" / "azurite")
+    data = Path(args.data) if args.data else ROOT / ".registrar"
+    data.mkdir(parents=True, exist_ok=True)
+    state_file = None if args.state_file == "-" else Path(args.state_file) if args.state_file else STATE_FILE
+    if state_file and (other := running_dev_state(state_file)):
+        console.print(f"[red]another `registrar dev` is running (process {other.get('pid')}):[/] stop it first")
+        return 2
+    log_file = data / "registrar.log"
+    configure_dev_logging(str(log_file))
+    storage = None if args.storage else Azurite(data / "azurite")
     graph = (
         None
         if args.graph
@@ -57,11 +74,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
                     for name, p in settings.profiles.profiles.items()
                 ]
             )
-        if args.state_file != "-":
-            save_dev_state(env, graph_url, Path(args.state_file) if args.state_file else None)
+        endpoints = dict(re.findall(r"(\w+Endpoint)=([^;]+)", connection))
+        if state_file:
+            save_dev_state(env, graph_url, state_file, endpoints=endpoints, data=str(data), log=str(log_file))
         host = LocalHost(settings, reconcile_interval=args.reconcile_seconds)
-        console.print(f"local host running: storage {'Azurite' if storage else 'given'}, Graph at {graph_url}")
-        console.print("upload with: python -m registrar upload FILE --profile standard   (Ctrl+C to stop)")
+        console.print("[bold]Autopilot Registrar local stack[/] (Ctrl+C to stop)")
+        for name, url in endpoints.items():
+            console.print(f"  storage {name:<14} {url}")
+        console.print(f"  Graph emulator         {graph_url}")
+        console.print(f"  data                   {data}")
+        console.print(f"  JSON log               {log_file}")
+        console.print(f"  register instances     {args.workers}")
+        console.print("upload with: python -m registrar upload FILE --profile standard")
         stop = asyncio.Event()
 
         async def main() -> None:
@@ -71,8 +95,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
             await host.run(stop, workers=args.workers)
 
         asyncio.run(main())
+        console.print("stopped; work in flight comes back to the next `registrar dev`")
         return 0
     finally:
+        if state_file:
+            clear_dev_state(state_file)
         if graph:
             graph.stop()
         if storage:
@@ -143,8 +170,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--profiles", default=str(DEFAULT_PROFILES), help="profiles JSON (default: samples/profiles.json)")
     dev.add_argument("--storage", help="use this storage connection string instead of starting Azurite")
     dev.add_argument("--graph", help="use this Graph emulator URL instead of starting one")
-    dev.add_argument("--data", help="Azurite data directory (default .registrar/azurite)")
-    dev.add_argument("--processing-seconds", type=float, default=5.0)
+    dev.add_argument("--data", help="where storage data and the JSON log live (default .registrar)")
+    dev.add_argument(
+        "--processing-seconds", type=float, default=5.0, help="how long the emulated Intune takes per import"
+    )
     dev.add_argument("--reconcile-seconds", type=float, default=5.0, help="seconds between reconcile runs")
     dev.add_argument(
         "--workers", type=int, default=1, help="register instances running at once, like a scaled-out app (default 1)"

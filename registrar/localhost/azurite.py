@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -85,13 +86,21 @@ class Azurite:
             f"TableEndpoint=http://127.0.0.1:{p['table']}/{ACCOUNT};"
         )
 
-    def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
+    def stop(self, grace: float = 0.4) -> None:
+        """Azurite's own Ctrl+C: the first SIGINT saves its stores and starts closing, but then waits for
+        clients' keep-alive connections (about 10 s); a second SIGINT ends it at once."""
+        process = self._process
+        if process and process.poll() is None:
+            process.send_signal(signal.SIGINT)
             try:
-                self._process.wait(timeout=10)
+                process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                self._process.kill()
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         self._process = None
 
     def restart(self) -> None:

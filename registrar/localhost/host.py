@@ -142,7 +142,9 @@ class LocalHost:
             pass
         await self.run_timer()
 
-    async def run(self, stop: asyncio.Event, poll_interval: float = 1.0, workers: int = 1) -> None:
+    async def run(
+        self, stop: asyncio.Event, poll_interval: float = 1.0, workers: int = 1, stop_grace: float = 0.5
+    ) -> None:
         """Every trigger at once, like instances of a function app: an upload poller, the timer and
         ``workers`` register instances, each in its own thread with its own clients, until ``stop``."""
         halt = threading.Event()
@@ -158,8 +160,11 @@ class LocalHost:
             await stop.wait()
         finally:
             halt.set()
-            for thread in threads:  # a batch in flight may finish; if not, its lock expires and it comes back
-                await asyncio.to_thread(thread.join, 2.0)
+            # Give work in flight a moment; what does not finish is not lost: its lock expires and the
+            # batch is delivered again, like an instance that scales in.
+            deadline = time.monotonic() + stop_grace
+            for thread in threads:
+                await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
 
     async def _poll_once(self) -> None:
         await asyncio.to_thread(self.poll_uploads)
@@ -181,9 +186,11 @@ class LocalHost:
             try:
                 await work()
             except Exception as error:  # noqa: BLE001 - a host keeps running; the next round retries
+                if halt.is_set():
+                    return  # stopping: storage may be gone already
                 log.exception("local host trigger failed")
                 self.counters.errors.append(str(error))
-            await asyncio.to_thread(halt.wait, interval)
+            halt.wait(interval)  # this thread runs only this loop: blocking here holds up nothing else
 
     async def _register_instance(self, halt: threading.Event, idle_wait: float) -> None:
         bus = self._queue()
@@ -192,6 +199,8 @@ class LocalHost:
             try:
                 run = await trigger.run_once()
             except Exception as error:  # noqa: BLE001 - storage unreachable: try again shortly
+                if halt.is_set():
+                    return
                 log.exception("register instance failed to receive")
                 self.counters.errors.append(str(error))
                 run = None
@@ -202,4 +211,4 @@ class LocalHost:
                 self.counters.deliveries += run.received
                 self.counters.failed_batches += run.failed
             else:
-                await asyncio.to_thread(halt.wait, idle_wait)
+                halt.wait(idle_wait)
