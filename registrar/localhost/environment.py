@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from shared.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-STATE_FILE = ROOT / ".registrar" / "dev.json"
+# Where a running ``dev`` says how to reach it; REGISTRAR_STATE_FILE moves it (tests, several stacks).
+STATE_FILE = Path(os.environ.get("REGISTRAR_STATE_FILE") or ROOT / ".registrar" / "dev.json")
 DEFAULT_PROFILES = ROOT / "samples" / "profiles.json"
 
 

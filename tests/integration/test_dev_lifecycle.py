@@ -1,0 +1,86 @@
+"""``registrar dev`` as an admin uses it: it says where things are, it stops at once on Ctrl+C, and the
+other commands know at once when it is not running (no hang, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def cli_env(state_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AzureWebJobsStorage")}
+    return {**env, "PYTHONPATH": str(ROOT), "REGISTRAR_STATE_FILE": str(state_file)}
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "registrar", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
+
+
+def start_dev(env: dict[str, str], data: Path) -> tuple[subprocess.Popen, list[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "registrar", "dev", "--data", str(data), "--processing-seconds", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    banner = []
+    for line in process.stdout:
+        banner.append(line.rstrip())
+        if line.startswith("upload with"):
+            return process, banner
+    raise AssertionError("dev did not start:\n" + "\n".join(banner))
+
+
+def test_commands_say_at_once_that_no_stack_runs_when_the_state_file_is_stale(tmp_path):
+    state_file = tmp_path / "dev.json"
+    state_file.write_text(
+        json.dumps({"env": {"AzureWebJobsStorage": "BlobEndpoint=http://127.0.0.1:9/x;"}, "pid": 999_999})
+    )
+    env = cli_env(state_file)
+    for args in (
+        ["status"],
+        ["retry", "--all-failed"],
+        ["upload", str(ROOT / "samples/uploads/standard/batch-1.csv"), "--profile", "standard"],
+    ):
+        started = time.monotonic()
+        result = run_cli(env, *args)
+        assert time.monotonic() - started < 10, args
+        assert result.returncode != 0 and "no local stack is running" in result.stderr + result.stdout, args
+        assert "Traceback" not in result.stderr, args
+
+
+def test_dev_prints_where_things_are_and_stops_within_two_seconds_of_ctrl_c(tmp_path):
+    state_file = tmp_path / "dev.json"
+    env = cli_env(state_file)
+    process, banner = start_dev(env, tmp_path / "data")
+    try:
+        text = "\n".join(banner)
+        assert "BlobEndpoint" in text and "Graph emulator" in text and str(tmp_path / "data") in text
+        assert "JSON log" in text and (tmp_path / "data" / "registrar.log").exists()
+        state = json.loads(state_file.read_text())
+        assert state["pid"] == process.pid
+        status = run_cli(env, "status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout) == []
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 2.0, f"Ctrl+C took {stopped_in:.1f} s"
+    assert not state_file.exists()
+    after = run_cli(env, "status")
+    assert "no local stack is running" in after.stderr + after.stdout
