@@ -11,6 +11,7 @@ from shared.reconcile import ReconcileSummary, delete_processed_imports, reconci
 from shared.redrive import RedriveSummary, redrive_stuck
 from shared.report_refresh import refresh_reports
 from shared.runtime import Runtime, runtime
+from shared.state import now_iso
 
 
 @dataclass(slots=True)
@@ -23,13 +24,21 @@ class ReconcileRun:
 async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> ReconcileRun:
     rt = rt or runtime()
     settings = rt.settings
+    started = now_iso()
+    # Devices change outside this run too (register failing one, an admin's retry): their uploads'
+    # reports must show it, so every upload with a device changed since the last refresh is refreshed.
+    since = rt.store.get_meta("reports").get("refreshedAt", "0")
+    changed_elsewhere = {
+        d.upload_id for d in rt.store.query_devices("PartitionKey eq 'device' and updated ge @since", since=since)
+    }
     redrive = redrive_stuck(rt.store, rt.sender, settings.tenant_id, settings.duplicate_window_seconds)
     imports = await reconcile_imports(rt.store, rt.graph)
     imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
     fleet = await reconcile_fleet(
         rt.store, rt.graph, rt.directory, rt.settings.profiles, newly_registered=imports.registered
     )
-    changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set())
+    changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set()) | changed_elsewhere
     if changed or imports.registered or imports.failed:
         refresh_reports(rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners))
+        rt.store.put_meta("reports", {"refreshedAt": started})
     return ReconcileRun(imports, fleet, redrive)

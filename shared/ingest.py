@@ -19,7 +19,7 @@ from .intake import DeviceRow, FileRejected, Rejection, open_devices
 from .intake.merge import Merger
 from .messages import RegistrationMessage
 from .queue import MessageSender
-from .reports import render_csv, render_json, report_paths
+from .reports import write_upload_reports
 from .requeue import is_retryable_failure, requeue_device
 from .routing import UploadRejected, UploadTarget, route
 from .state import DeviceRecord, RowOutcome, StateStore, UploadRecord
@@ -87,9 +87,8 @@ def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome]
     upload.duplicates = sum(o.outcome == "duplicate" for o in outcomes)
     upload.rejected = sum(o.outcome == "rejected" for o in outcomes)
     ctx.store.put_rows(upload.upload_id, outcomes)
-    csv_path, json_path = report_paths(upload.blob_name)
-    ctx.write_report(upload.container, csv_path, render_csv(outcomes), "text/csv")
-    ctx.write_report(upload.container, json_path, render_json(upload, outcomes), "application/json")
+    ctx.store.set_latest_upload(upload.container, upload.blob_name, upload.upload_id)
+    write_upload_reports(ctx.write_report, upload, outcomes, latest=True)
     ctx.store.put_upload(upload)  # last: "complete" only once rows and reports exist
     log.info(
         "upload processed",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, REPORTS_PREFIX
 from .intake.model import serial_key
-from .reports import render_csv, render_devices_csv, render_json, report_paths
+from .reports import render_devices_csv, write_upload_reports
 from .state import DeviceRecord, StateStore
 from .states import DISPLAY, DeviceState
 
@@ -22,10 +22,8 @@ def refresh_reports(store: StateStore, write: ReportWriter, changed_uploads: set
         upload = store.get_upload(upload_id)
         if upload is None:
             continue
-        rows = store.rows_of(upload_id)
-        csv_path, json_path = report_paths(upload.blob_name)
-        write(upload.container, csv_path, render_csv(rows, states), "text/csv")
-        write(upload.container, json_path, render_json(upload, rows, states), "application/json")
+        latest = store.latest_upload(upload.container, upload.blob_name) in (upload_id, None)
+        write_upload_reports(write, upload, store.rows_of(upload_id), states, latest=latest)
         written += 1
     write(ADMIN_CONTAINER, f"{REPORTS_PREFIX}devices.csv", render_devices_csv(devices), "text/csv")
     for partner in partners:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .config import REPORTS_PREFIX
@@ -23,9 +23,30 @@ def neutralise(cell: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def report_paths(blob_name: str) -> tuple[str, str]:
-    base = f"{REPORTS_PREFIX}{blob_name}.result"
+def report_paths(blob_name: str, upload_id: str | None = None) -> tuple[str, str]:
+    """Without ``upload_id``: the report of the latest upload under that name. With it: that upload's own
+    report, which a later upload under the same name never overwrites."""
+    base = f"{REPORTS_PREFIX}{blob_name}{'.' + upload_id[:8] if upload_id else ''}.result"
     return base + ".csv", base + ".json"
+
+
+def write_upload_reports(
+    write: Callable[[str, str, bytes, str], None],
+    upload: UploadRecord,
+    rows: Iterable[RowOutcome],
+    states: dict[str, tuple[str, str]] | None = None,
+    *,
+    latest: bool,
+) -> None:
+    """The upload's own report, and the by-name copy when it is the latest upload of that name."""
+    rows = list(rows)
+    csv_data = render_csv(rows, states)
+    json_data = render_json(upload, rows, states)
+    for csv_path, json_path in [report_paths(upload.blob_name, upload.upload_id)] + (
+        [report_paths(upload.blob_name)] if latest else []
+    ):
+        write(upload.container, csv_path, csv_data, "text/csv")
+        write(upload.container, json_path, json_data, "application/json")
 
 
 def render_csv(rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None) -> bytes:
@@ -67,6 +88,7 @@ def upload_document(
         "reason": upload.reason or None,
         "received": upload.received,
         "counts": {"accepted": upload.accepted, "duplicates": upload.duplicates, "rejected": upload.rejected},
+        "report": report_paths(upload.blob_name, upload.upload_id)[0],
         "rows": items,
     }
 

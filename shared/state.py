@@ -27,6 +27,7 @@ PENDING_PARTITION = "pending"
 CLEANUP_PARTITION = "cleanup"
 META_PARTITION = "meta"
 BAD_MESSAGE_PARTITION = "badmessage"
+LATEST_PARTITION = "latest"
 _POLLED = (DeviceState.PENDING, DeviceState.IMPORTING)
 
 
@@ -309,6 +310,18 @@ class StateStore:
     def put_upload(self, record: UploadRecord) -> None:
         record.updated = now_iso()
         self.uploads.upsert_entity(record.to_entity(), mode=UpdateMode.REPLACE)
+
+    def set_latest_upload(self, container: str, blob_name: str, upload_id: str) -> None:
+        """Which upload a name's by-name report shows (a name can be uploaded again with other content)."""
+        key = quote(f"{container}/{blob_name}", safe="")
+        self.uploads.upsert_entity({"PartitionKey": LATEST_PARTITION, "RowKey": key, "uploadId": upload_id})
+
+    def latest_upload(self, container: str, blob_name: str) -> str | None:
+        try:
+            entity = self.uploads.get_entity(LATEST_PARTITION, quote(f"{container}/{blob_name}", safe=""))
+        except ResourceNotFoundError:
+            return None
+        return entity["uploadId"]
 
     def all_uploads(self) -> Iterator[UploadRecord]:
         for entity in self.uploads.query_entities(f"PartitionKey eq '{UPLOADS_PARTITION}'"):

@@ -65,7 +65,9 @@ async def test_a_throttled_import_completes_the_batch_and_sends_each_device_a_sc
     for serial in ("RR-1", "RR-2"):
         device = host.runtime.store.get_device(serial)
         assert device.state == DeviceState.QUEUED and device.generation == 1
-        assert device.message.startswith("Graph asked us to wait (Graph answered 429") and "next try at" in device.message
+        assert (
+            device.message.startswith("Graph asked us to wait (Graph answered 429") and "next try at" in device.message
+        )
         assert device.next_attempt and device.attempts == 0  # a 429 is a wait, not a failed attempt
     assert host.bus.peek() == []  # the copies are scheduled (invisible until Retry-After)...
     assert host.bus.approximate_count() == 2  # ...but on the queue
@@ -146,3 +148,41 @@ async def test_the_timer_redrives_a_device_whose_message_was_lost(host, settings
     assert device.generation == 1 and "did not arrive in time" in device.message
     await host.drain_queue()
     assert host.runtime.store.get_device("RR-1").state == DeviceState.PENDING
+
+
+async def test_a_device_failed_by_register_reaches_its_upload_report(host, settings, graph):
+    import json as _json
+
+    from shared.storage import blob_service
+
+    host.runtime.settings = replace(settings, max_attempts=1)
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("RR-1")]))
+    host.poll_uploads()
+    graph.ctl.configure(faults={"rate_500": 1.0})
+    await host.drain_queue()
+    graph.ctl.configure(faults={"rate_500": 0.0})
+    await host.run_timer(force=True)
+    report = blob_service(settings).get_blob_client("device-uploads", "_reports/standard/a.csv.result.json")
+    (row,) = _json.loads(report.download_blob().readall())["rows"]
+    assert (row["outcome"], row["state"]) == ("accepted", "Registration failed")
+    assert "Microsoft Graph was unavailable" in row["stateMessage"]
+
+
+async def test_a_same_name_reupload_keeps_the_first_uploads_report(host, settings, graph):
+    import json as _json
+
+    from shared.storage import blob_service
+
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("RR-1")]))
+    host.poll_uploads()
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("RR-2"), portal_row("RR-3")]))
+    host.poll_uploads()
+    container = blob_service(settings).get_container_client("device-uploads")
+    reports = sorted(b.name for b in container.list_blobs(name_starts_with="_reports/standard/a.csv."))
+    own = [n for n in reports if n.endswith(".result.json") and n != "_reports/standard/a.csv.result.json"]
+    assert len(own) == 2  # one per upload, by upload id
+    serials = [[r["serial"] for r in _json.loads(container.download_blob(n).readall())["rows"]] for n in own]
+    assert sorted(serials) == [["RR-1"], ["RR-2", "RR-3"]]
+    latest = _json.loads(container.download_blob("_reports/standard/a.csv.result.json").readall())
+    assert [r["serial"] for r in latest["rows"]] == ["RR-2", "RR-3"]
+    assert latest["report"].removesuffix(".csv") + ".json" in own  # it names its own, kept report
