@@ -7,15 +7,21 @@ import asyncio
 import json
 import re
 import signal
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
 
 from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, Settings, load_settings
+from shared.ingest import upload_id_for
 from shared.queue import MessageSender, ServiceBusSender
+from shared.reports import report_paths
 from shared.requeue import replay_failed
+from shared.routing import UploadRejected, route
 from shared.state import StateStore
-from shared.states import DISPLAY, DeviceState
+from shared.states import DISPLAY, FINAL_FOR_DEMO, DeviceState
 from shared.status_api import device_view
 from shared.storage import blob_service, queue_service, table_service
 
@@ -34,7 +40,7 @@ from .localhost.environment import (
 )
 from .localhost.host import LocalHost
 from .localhost.servicebus import LocalServiceBusQueue
-from .status_view import print_status
+from .status_view import not_registered_rows, print_status, selected_devices
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -107,26 +113,81 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
+    """Check what ingest would refuse before sending; print the upload id; with --wait, follow it."""
     settings = current_settings()
     path = Path(args.file)
     if not path.is_file():
-        print(f"registrar: {path}: no such file")
+        print(f"registrar: {path}: no such file", file=sys.stderr)
+        return 2
+    if args.partner and args.partner not in settings.profiles.partners:
+        known = ", ".join(sorted(settings.profiles.partners)) or "none configured"
+        print(f"registrar: unknown partner {args.partner!r} (partners: {known})", file=sys.stderr)
         return 2
     container = ADMIN_CONTAINER if not args.partner else PARTNER_CONTAINER_PREFIX + args.partner
     name = f"{args.profile}/{path.name}"
-    blob_service(settings).get_blob_client(container, name).upload_blob(path.read_bytes(), overwrite=True)
-    print(f"uploaded {path} to {container}/{name}; the report will appear at {container}/_reports/{name}.result.csv")
-    return 0
+    try:
+        route(container, name, settings.profiles)
+    except UploadRejected as rejected:
+        print(f"registrar: not uploaded: {rejected.reason}", file=sys.stderr)
+        return 2
+    sent = blob_service(settings).get_blob_client(container, name).upload_blob(path.read_bytes(), overwrite=True)
+    upload_id = upload_id_for(container, name, sent["etag"])
+    print(f"uploaded {path} to {container}/{name}")
+    print(f"upload id {upload_id}; report: {container}/{report_paths(name, upload_id)[0]}")
+    if not args.wait:
+        print(f"follow it with: python -m registrar status --upload {upload_id}")
+        return 0
+    return _wait_for_upload(settings, upload_id, args.timeout)
+
+
+def _wait_for_upload(settings: Settings, upload_id: str, timeout: float) -> int:
+    """Progress until every row is final; then the rows not registered. 0 only if all rows registered."""
+    store = StateStore(table_service(settings), settings.table_prefix)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        upload = store.get_upload(upload_id)
+        devices = list(store.query_devices("PartitionKey eq 'device' and upload_id eq @u", u=upload_id))
+        waiting = [d for d in devices if DeviceState(d.state) not in FINAL_FOR_DEMO]
+        done = upload is not None and upload.status != "processing" and not waiting
+        counts = Counter(DISPLAY[DeviceState(d.state)] for d in devices)
+        line = "received, not read yet" if upload is None else f"{upload.status}: " + (
+            ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no devices"
+        )
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if done:
+            break
+        if time.monotonic() > deadline:
+            print(f"registrar: still waiting after {timeout:.0f} s; follow with `status --upload {upload_id}`")
+            return 3
+        time.sleep(1.0)
+    rows = store.rows_of(upload_id)
+    not_registered = [r for r in rows if r.outcome != "accepted"]
+    failed = [d for d in devices if d.state == DeviceState.FAILED]
+    for row in not_registered:
+        print(f"line {row.line}: {row.serial or '-'}: {row.outcome}: {row.code}: {row.message}")
+    for device in failed:
+        print(f"line {device.line}: {device.serial}: Registration failed: {device.message}")
+    return 1 if not_registered or failed else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = current_settings()
     store = StateStore(table_service(settings), settings.table_prefix)
+    try:
+        devices = selected_devices(store, args)
+    except ValueError as error:
+        print(f"registrar: {error}", file=sys.stderr)
+        return 2
+    uploads = [args.upload] if args.upload else None
+    rows = [] if args.serial or args.state else not_registered_rows(store, uploads, args.partner, args.profile)
     if args.json:
-        print(json.dumps([device_view(d) for d in sorted(store.all_devices(), key=lambda d: d.serial)], indent=1))
+        print(json.dumps({"devices": [device_view(d) for d in devices], "rowsNotRegistered": rows}, indent=1))
     else:
         console = Console()
-        print_status(store, console if console.is_terminal else Console(width=160))
+        print_status(store, console if console.is_terminal else Console(width=160), devices=devices, rows=rows)
     return 0
 
 
@@ -183,12 +244,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     dev.set_defaults(handler=cmd_dev)
     up = sub.add_parser("upload", help="upload a CSV to the right container for a profile (and partner)")
-    up.add_argument("file")
-    up.add_argument("--profile", required=True)
-    up.add_argument("--partner")
+    up.add_argument("file", help="the CSV to register")
+    up.add_argument("--profile", required=True, help="the device profile (decides group tag and group)")
+    up.add_argument("--partner", help="upload into this partner's area, as the partner would")
+    up.add_argument("--wait", action="store_true", help="follow the upload until every row is final")
+    up.add_argument("--timeout", type=float, default=1800, help="seconds --wait waits at most (default 1800)")
     up.set_defaults(handler=cmd_upload)
-    status = sub.add_parser("status", help="each device's state and message")
-    status.add_argument("--json", action="store_true")
+    status = sub.add_parser("status", help="each device's state and message, and the rows not registered")
+    status.add_argument("--state", help="only devices in this state, e.g. 'Registration failed' or failed")
+    status.add_argument("--profile", help="only this profile's devices")
+    status.add_argument("--partner", help="only this partner's devices")
+    status.add_argument("--upload", help="only this upload's devices and rows (the id `upload` printed)")
+    status.add_argument("--serial", help="only the device with this serial number")
+    status.add_argument("--json", action="store_true", help="JSON: {devices, rowsNotRegistered}")
     status.set_defaults(handler=cmd_status)
     retry = sub.add_parser("retry", help="give failed devices a new registration attempt")
     retry.add_argument("serials", nargs="*", help="serial numbers of failed devices")
