@@ -17,6 +17,7 @@ from typing import BinaryIO
 from .config import Settings
 from .intake import DeviceRow, FileRejected, Rejection, open_devices
 from .intake.merge import Merger
+from .intake.validate import shown
 from .messages import RegistrationMessage
 from .queue import MessageSender
 from .reports import write_upload_reports
@@ -74,7 +75,7 @@ def ingest_upload(
         outcomes = _process(target, upload_id, open_stream, ctx)
     except FileRejected as error:
         upload.status, upload.reason = "rejected", error.reason
-        _finish(ctx, upload, [RowOutcome(error.line, "", "rejected", error.code, error.as_rejection().message)])
+        _finish(ctx, upload, [RowOutcome(error.line, "", "rejected", error.code, error.as_rejection().row_message)])
         return upload
     upload.status = "complete"
     _finish(ctx, upload, outcomes)
@@ -85,6 +86,7 @@ def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome]
     outcomes.sort(key=lambda o: o.line)
     upload.accepted = sum(o.outcome == "accepted" for o in outcomes)
     upload.duplicates = sum(o.outcome == "duplicate" for o in outcomes)
+    upload.moved = sum(o.outcome == "moved" for o in outcomes)
     upload.rejected = sum(o.outcome == "rejected" for o in outcomes)
     ctx.store.put_rows(upload.upload_id, outcomes)
     ctx.store.set_latest_upload(upload.container, upload.blob_name, upload.upload_id)
@@ -97,6 +99,7 @@ def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome]
             "status": upload.status,
             "accepted": upload.accepted,
             "duplicates": upload.duplicates,
+            "moved": upload.moved,
             "rejected": upload.rejected,
         },
     )
@@ -113,7 +116,7 @@ def _process(target: UploadTarget, upload_id: str, open_stream: StreamOpener, ct
     outcomes: dict[int, RowOutcome] = {}
     for rejection in merged.rejected:
         outcomes[rejection.line] = RowOutcome(
-            rejection.line, rejection.serial, "rejected", rejection.code, rejection.message
+            rejection.line, rejection.serial, "rejected", rejection.code, rejection.row_message
         )
     for duplicate in merged.duplicates:
         outcomes[duplicate.ref.line] = RowOutcome(
@@ -157,12 +160,13 @@ def _decide(
     row: DeviceRow, target: UploadTarget, profile_tag: str, upload_id: str, ctx: IngestContext
 ) -> tuple[RowOutcome, RegistrationMessage | None]:
     def rejected(code: str, reason: str) -> tuple[RowOutcome, None]:
-        return RowOutcome(row.line, row.serial, "rejected", code, f"{row.file}, line {row.line}: {reason}"), None
+        return RowOutcome(row.line, row.serial, "rejected", code, reason), None
 
     if row.group_tag and row.group_tag != profile_tag:
         return rejected(
             "group_tag.profile_mismatch",
-            f"group tag {row.group_tag!r} differs from profile {target.profile!r}'s tag {profile_tag!r}: "
+            f"the group tag {shown(row.group_tag)} is not the tag of profile {target.profile} "
+            f"({shown(profile_tag)}): "
             "the profile decides the tag (leave the column empty)",
         )
     if row.kind != "hash":
@@ -239,9 +243,10 @@ def _decide(
         return RowOutcome(
             row.line,
             row.serial,
-            "duplicate",
+            "moved",
             "device.profile_changed",
-            f"already received; moved from profile {known.profile!r} to {target.profile!r}",
+            f"moved to profile {target.profile} (was {known.profile}): its group tag and group follow at the next "
+            "reconcile",
         ), None
     return RowOutcome(
         row.line,

@@ -87,7 +87,12 @@ def upload_document(
         "status": upload.status,
         "reason": upload.reason or None,
         "received": upload.received,
-        "counts": {"accepted": upload.accepted, "duplicates": upload.duplicates, "rejected": upload.rejected},
+        "counts": {
+            "accepted": upload.accepted,
+            "duplicates": upload.duplicates,
+            "moved": upload.moved,
+            "rejected": upload.rejected,
+        },
         "report": report_paths(upload.blob_name, upload.upload_id)[0],
         "rows": items,
     }

@@ -8,6 +8,7 @@ original) can never overwrite each other's changes silently: the loser re-reads 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,11 @@ _POLLED = (DeviceState.PENDING, DeviceState.IMPORTING)
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _name_key(container: str, blob_name: str) -> str:
+    """A blob name as a row key: names can be longer than a key may be (1 KiB), so their digest."""
+    return hashlib.sha256(f"{container}/{blob_name}".encode()).hexdigest()
 
 
 def row_key(serial: str) -> str:
@@ -101,6 +107,7 @@ class UploadRecord:
     reason: str = ""
     accepted: int = 0
     duplicates: int = 0
+    moved: int = 0  # known devices this upload moved to another profile
     rejected: int = 0
     received: str = field(default_factory=now_iso)
     updated: str = field(default_factory=now_iso)
@@ -141,7 +148,7 @@ def _from_entity(cls: type[R], entity: Any) -> R:
 class RowOutcome:
     line: int
     serial: str
-    outcome: str  # "accepted", "duplicate", "rejected"
+    outcome: str  # "accepted", "duplicate", "moved", "rejected"
     code: str = ""
     message: str = ""
 
@@ -313,12 +320,12 @@ class StateStore:
 
     def set_latest_upload(self, container: str, blob_name: str, upload_id: str) -> None:
         """Which upload a name's by-name report shows (a name can be uploaded again with other content)."""
-        key = quote(f"{container}/{blob_name}", safe="")
-        self.uploads.upsert_entity({"PartitionKey": LATEST_PARTITION, "RowKey": key, "uploadId": upload_id})
+        entity = {"PartitionKey": LATEST_PARTITION, "RowKey": _name_key(container, blob_name), "uploadId": upload_id}
+        self.uploads.upsert_entity(entity)
 
     def latest_upload(self, container: str, blob_name: str) -> str | None:
         try:
-            entity = self.uploads.get_entity(LATEST_PARTITION, quote(f"{container}/{blob_name}", safe=""))
+            entity = self.uploads.get_entity(LATEST_PARTITION, _name_key(container, blob_name))
         except ResourceNotFoundError:
             return None
         return entity["uploadId"]

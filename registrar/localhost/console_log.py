@@ -19,7 +19,7 @@ def _summary(record: logging.LogRecord) -> str | None:
     message = record.getMessage()
     if message == "upload processed":
         return f"upload {str(getattr(record, 'upload_id', ''))[:8]} {getattr(record, 'status', '')}: " + _counts(
-            record, "accepted", "duplicates", "rejected"
+            record, "accepted", "duplicates", "moved", "rejected"
         )
     if message == "batch settled":
         outcomes = getattr(record, "outcomes", {}) or {}

@@ -117,7 +117,8 @@ def _decode(canonical: str) -> HardwareHash:
     if len(head) < 4 or head[:2] != MAGIC:
         raise HardwareHashError(
             "hash.bad_magic",
-            "this is not a hardware hash: it does not start with 'T0' (it may be cut off or a different value)",
+            "this value is not a Windows hardware hash (it may be another column's value or only its end): "
+            "export the device again with Get-WindowsAutopilotInfo and copy the whole Hardware Hash",
         )
     needed = ((head[2] | head[3] << 8) + CHECKSUM_RECORD_LENGTH + 2) // 3 * 4
     raw = _b64(canonical[:needed])  # only the records and checksum: the rest is the zero tail

@@ -77,6 +77,11 @@ class Rejection:
         where = f"{self.file}, line {self.line}" if self.line else self.file
         return f"{where}, {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
 
+    @property
+    def row_message(self) -> str:
+        """The message for a report row, which has its own file and line columns."""
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
     def as_dict(self) -> dict[str, object]:
         return {
             "file": self.file,

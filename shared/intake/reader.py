@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .encoding import DEFAULT_MAX_BYTES, Encoding, open_text
 from .model import DeviceRow, FileRejected, Rejection
-from .table import Layout, records
+from .table import DISPLAY_NAMES, HASH, SERIAL, Layout, Record, records
 from .validate import validate
 
 
@@ -34,4 +35,53 @@ def open_devices(stream: BinaryIO, file: str, *, max_bytes: int = DEFAULT_MAX_BY
     """Raise :class:`FileRejected` when the file as a whole is unusable (binary, empty, no header)."""
     text, encoding = open_text(stream, file, max_bytes=max_bytes)
     layout, recs = records(text, file)
-    return OpenedFile(file, encoding, layout, (validate(r, layout, file) for r in recs))
+    return OpenedFile(
+        file, encoding, layout, _rejoin_wrapped(((r, validate(r, layout, file)) for r in recs), layout, file)
+    )
+
+
+_FRAGMENT = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+
+
+def _is_fragment(record: Record) -> bool:
+    """A line holding nothing but a run of base64: the rest of a hash that was wrapped without quotes."""
+    serial = record.values.get(SERIAL, "")
+    return bool(_FRAGMENT.fullmatch(serial)) and not any(v for k, v in record.values.items() if k != SERIAL)
+
+
+def _rejoin_wrapped(
+    pairs: Iterator[tuple[Record, DeviceRow | Rejection]], layout: Layout, file: str
+) -> Iterator[DeviceRow | Rejection]:
+    """An unquoted hash wrapped over several lines (pasted from mail) would be one rejection per fragment,
+    each with a base64 "serial". Say it once, at the row where the hash starts, and name the lines."""
+    held: DeviceRow | Rejection | None = None
+    continued: list[int] = []
+
+    def release() -> Iterator[DeviceRow | Rejection]:
+        if held is None:
+            return
+        if not continued:
+            yield held
+            return
+        lines = f"line {continued[0]}" if len(continued) == 1 else f"lines {continued[0]}-{continued[-1]}"
+        yield Rejection(
+            file=file,
+            line=held.line,
+            serial=held.serial,
+            code="hash.wrapped",
+            field=layout.labels.get(HASH, DISPLAY_NAMES[HASH]),
+            reason=f"the hash starting at line {held.line} continues on {lines}: quote it or join the lines",
+        )
+
+    try:
+        for record, outcome in pairs:
+            starts_hash = isinstance(held, Rejection) and held.code.startswith("hash.")
+            if starts_hash and _is_fragment(record) and (not continued or continued[-1] == record.line - 1):
+                continued.append(record.line)
+                continue
+            yield from release()
+            held, continued = outcome, []
+    except FileRejected:  # the file ends in damage: the row held back keeps its outcome first
+        yield from release()
+        raise
+    yield from release()

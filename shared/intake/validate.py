@@ -35,12 +35,23 @@ class _RowError(Exception):
         self.code, self.field, self.reason = code, field, reason
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """A value quoted in a message: bounded, so a 300-character cell does not flood the report."""
+    text = value if len(value) <= limit else value[: limit - 1] + "…"
+    return f'"{text}"'
+
+
 def _safe(value: str, name: str, limit: int, code: str, what: str) -> None:
     if len(value) > limit:
-        raise _RowError(code, name, f"{what} is {len(value)} characters long; the limit is {limit}")
+        raise _RowError(
+            code, name, f"{what} {shown(value)} is {len(value)} characters long; the limit is {limit}: check the column"
+        )
     if not _SAFE_TEXT.fullmatch(value):
         raise _RowError(
-            code, name, f"{what} {value!r} has characters the portal refuses (only printable ASCII, no comma or quote)"
+            code,
+            name,
+            f"{what} {shown(value)} has characters the Intune portal refuses: use printable ASCII without commas "
+            "or quotes",
         )
 
 
@@ -67,21 +78,23 @@ def _validate(values: dict[str, str], serial: str, layout: Layout, file: str, li
         raise _RowError(
             "group_tag.invalid",
             GROUP_TAG,
-            f"the group tag {group_tag!r} must be 1-{MAX_GROUP_TAG} letters, digits, '-', '_', '.' or single spaces",
+            f"the group tag {shown(group_tag)} must be 1-{MAX_GROUP_TAG} letters, digits, '-', '_', '.' or single "
+            "spaces",
         )
     user = values.get(ASSIGNED_USER) or None
     if user and (len(user) > MAX_NAME or not UPN_PATTERN.fullmatch(user)):
         raise _RowError(
             "user.invalid",
             ASSIGNED_USER,
-            f"the assigned user {user!r} is not a user principal name like name@contoso.com",
+            f"the assigned user {shown(user)} is not a user principal name like name@contoso.com: fix it or leave "
+            "it empty",
         )
     manufacturer = values.get(MANUFACTURER) or None
     model = values.get(MODEL) or None
     for name, value in ((MANUFACTURER, manufacturer), (MODEL, model)):
         if value and (len(value) > MAX_NAME or any(ord(ch) < 32 for ch in value) or "\ufffd" in value):
             raise _RowError(
-                f"{name}.invalid", name, f"the {DISPLAY_NAMES[name].lower()} {value!r} is not readable text"
+                f"{name}.invalid", name, f"the {DISPLAY_NAMES[name].lower()} {shown(value)} is not readable text"
             )
     raw_hash = values.get(HASH, "")
     common = dict(file=file, line=line, serial=serial, product_key=product_key, group_tag=group_tag, assigned_user=user)
@@ -107,8 +120,8 @@ def _validate(values: dict[str, str], serial: str, layout: Layout, file: str, li
         raise _RowError(
             "hash.serial_mismatch",
             HASH,
-            f"the hash belongs to serial {decoded.serial!r}, not {serial!r}: "
-            "this row pairs one device's serial with another device's hash",
+            f"the hash belongs to serial {shown(decoded.serial)}, not {shown(serial)}: this row pairs one device's "
+            "serial with another device's hash; take both from the same export",
         )
     return DeviceRow(
         kind="hash",

@@ -34,7 +34,7 @@ async def test_upload_to_registration_end_to_end(host, settings, graph):
     assert store.get_device("PF-2").state == DeviceState.READY
     assert store.get_device("PF-3") is None
     report = _report(settings, "device-uploads", "standard/batch.csv")
-    assert report["counts"] == {"accepted": 2, "duplicates": 1, "rejected": 1}
+    assert report["counts"] == {"accepted": 2, "duplicates": 1, "moved": 0, "rejected": 1}
     assert [r["code"] for r in report["rows"] if r["outcome"] == "rejected"] == ["hash.serial_mismatch"]
     state = graph.ctl.state()
     assert sorted(d["serial"] if "serial" in d else d["serialNumber"] for d in state["devices"]) == ["PF-1", "PF-2"]
@@ -188,3 +188,16 @@ async def test_device_failed_while_graph_was_down_is_registered_by_an_admin_retr
     assert replayed.result == "registered"
     assert host.runtime.store.get_device("PF-1").state == DeviceState.PENDING
     assert len(graph.ctl.state()["imports"]) == 1
+
+
+async def test_a_known_device_uploaded_to_another_profile_is_reported_as_moved(host, settings, graph):
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("PF-1")]))
+    host.poll_uploads()
+    upload(settings, "device-uploads", "kiosk/b.csv", csv_bytes([portal_row("PF-1")]))
+    host.poll_uploads()
+    report = _report(settings, "device-uploads", "kiosk/b.csv")
+    (row,) = report["rows"]
+    assert (row["outcome"], row["code"]) == ("moved", "device.profile_changed")
+    assert row["message"].startswith("moved to profile kiosk (was standard)")
+    assert report["counts"]["moved"] == 1 and report["counts"]["duplicates"] == 0
+    assert host.runtime.store.get_device("PF-1").profile == "kiosk"

@@ -43,7 +43,7 @@ def test_rejection_codes_name_file_line_and_field(row, code, field):
 def test_messages_use_the_files_own_header_spelling():
     rejection = _rejected(["PF-1", build_hash("PF-2")], header=["SerialNumber", "HardwareHash"])
     assert rejection.field == "HardwareHash"
-    assert "'PF-2'" in rejection.reason and "'PF-1'" in rejection.reason
+    assert '"PF-2"' in rejection.reason and '"PF-1"' in rejection.reason
 
 
 def test_serial_match_ignores_case_and_surrounding_spaces():
