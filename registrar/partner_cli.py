@@ -10,19 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.config import PARTNER_CONTAINER_PREFIX, ConfigError, ProfilesDocument, load_profiles
 
-from .localhost.environment import DEFAULT_PROFILES, STATE_FILE
+from .localhost.environment import ROOT, local_profiles_file, running_dev_state
 
 _ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 
 
 def add_partner(config_path: Path, partner: str, profiles: list[str]) -> ProfilesDocument:
+    """Validate the whole change first; the file is written only when it is known to be good."""
     if not _ID.fullmatch(partner):
         raise ConfigError(f"partner id {partner!r} must be 1-40 lower-case letters, digits or '-'")
+    if not profiles:
+        raise ConfigError("name at least one profile the partner may use (--profiles standard,kiosk)")
     document = json.loads(config_path.read_text(encoding="utf-8"))
     document.setdefault("partners", {})[partner] = {"profiles": profiles}
     validated = load_profiles({"REGISTRAR_PROFILES": json.dumps(document)})  # refuse unknown profiles
@@ -65,21 +69,33 @@ def azure_steps(partner: str, container: str, hours: int) -> str:
      az storage account revoke-delegation-keys -n <storage account> -g <resource group>"""
 
 
+def default_config() -> Path:
+    """The profiles file of the running ``dev`` if there is one, else the local one under .registrar/
+    (created from the samples): never the tracked samples file itself."""
+    state = running_dev_state()
+    if state and state.get("env", {}).get("REGISTRAR_PROFILES_FILE"):
+        return Path(state["env"]["REGISTRAR_PROFILES_FILE"])
+    return local_profiles_file(ROOT / ".registrar")
+
+
 def cmd_partner_add(args: argparse.Namespace) -> int:
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    config = Path(args.config) if args.config else default_config()
+    state = running_dev_state()  # decided before anything changes: no hang, no half-done change
     try:
-        add_partner(Path(args.config), args.id, profiles)
+        add_partner(config, args.id, profiles)
     except (ConfigError, OSError, json.JSONDecodeError) as error:
-        print(f"registrar: {error}")
+        print(f"registrar: {error}", file=sys.stderr)
         return 2
     container = PARTNER_CONTAINER_PREFIX + args.id
-    print(f"added partner {args.id!r} with profiles {profiles} to {args.config}")
+    print(f"added partner {args.id!r} with profiles {profiles} to {config}")
     print(azure_steps(args.id, container, args.hours))
-    if STATE_FILE.exists():
-        env = json.loads(STATE_FILE.read_text())["env"]
-        url = local_sas_url(env["AzureWebJobsStorage"], container, args.hours)
+    if state:
+        url = local_sas_url(state["env"]["AzureWebJobsStorage"], container, args.hours)
         print(f"\nLocal (Azurite) container {container} is ready. Write-only SAS URL, valid {args.hours} h:\n{url}")
-        print("Restart `python -m registrar dev` so the local host watches the new container.")
+        print("Restart `python -m registrar dev` so the local host watches the new container (nothing is lost).")
+    else:
+        print("\nNo local stack is running: start `python -m registrar dev` to get a local SAS URL.")
     return 0
 
 
@@ -87,8 +103,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     partner = sub.add_parser("partner", help="manage partners")
     actions = partner.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="onboard a partner: configuration, container, write-only SAS")
-    add.add_argument("id")
+    add.add_argument("id", help="the partner's id: 1-40 lower-case letters, digits or '-'")
     add.add_argument("--profiles", required=True, help="comma-separated profiles the partner may use")
-    add.add_argument("--config", default=str(DEFAULT_PROFILES), help="profiles JSON to update")
+    add.add_argument(
+        "--config", help="profiles JSON to update (default: the running dev's, else .registrar/profiles.json)"
+    )
     add.add_argument("--hours", type=int, default=72, help="SAS lifetime (default 72 hours)")
     add.set_defaults(handler=cmd_partner_add)

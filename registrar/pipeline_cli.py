@@ -29,12 +29,12 @@ from .emulators.graph import EmulatorConfig, EmulatorServer
 from .localhost.azurite import Azurite
 from .localhost.console_log import configure_dev_logging
 from .localhost.environment import (
-    DEFAULT_PROFILES,
     ROOT,
     STATE_FILE,
     clear_dev_state,
     current_settings,
     local_env,
+    local_profiles_file,
     running_dev_state,
     save_dev_state,
 )
@@ -66,7 +66,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         connection = args.storage or storage.start().connection_string
         graph_url = args.graph or graph.start().url
-        env = local_env(connection, graph_url, Path(args.profiles))
+        env = local_env(connection, graph_url, Path(args.profiles) if args.profiles else local_profiles_file(data))
         try:
             settings = load_settings(env)
         except ConfigError as error:
@@ -228,7 +228,9 @@ def _sender(settings: Settings) -> MessageSender:
 
 def register(sub: argparse._SubParsersAction) -> None:
     dev = sub.add_parser("dev", help="run the pipeline locally on Azurite and the Graph emulator")
-    dev.add_argument("--profiles", default=str(DEFAULT_PROFILES), help="profiles JSON (default: samples/profiles.json)")
+    dev.add_argument(
+        "--profiles", help="profiles JSON (default: <data>/profiles.json, first copied from samples/profiles.json)"
+    )
     dev.add_argument("--storage", help="use this storage connection string instead of starting Azurite")
     dev.add_argument("--graph", help="use this Graph emulator URL instead of starting one")
     dev.add_argument("--data", help="where storage data and the JSON log live (default .registrar)")

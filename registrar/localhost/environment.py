@@ -17,6 +17,16 @@ STATE_FILE = Path(os.environ.get("REGISTRAR_STATE_FILE") or ROOT / ".registrar" 
 DEFAULT_PROFILES = ROOT / "samples" / "profiles.json"
 
 
+def local_profiles_file(data: Path) -> Path:
+    """The profiles document a local stack uses: under its data directory, first copied from the samples,
+    so that onboarding a partner locally never edits the tracked sample."""
+    path = data / "profiles.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DEFAULT_PROFILES.read_text(encoding="utf-8"), encoding="utf-8")
+    return path
+
+
 def local_env(storage_connection: str, graph_url: str, profiles_file: Path = DEFAULT_PROFILES) -> dict[str, str]:
     return {
         "REGISTRAR_PROFILES_FILE": str(profiles_file),

@@ -37,3 +37,53 @@ def test_local_sas_can_upload_but_not_read_or_list(azurite):
     with pytest.raises(HttpResponseError) as reading:
         container.download_blob("standard/devices.csv").readall()
     assert reading.value.status_code == 403
+
+
+def test_partner_add_refuses_an_empty_profile_list_and_leaves_the_file_alone(tmp_path):
+    config = tmp_path / "profiles.json"
+    original = json.dumps(
+        {"profiles": {"standard": {"groupTag": "S", "groupId": "11111111-1111-4111-8111-111111111111"}}}
+    )
+    config.write_text(original)
+    with pytest.raises(ConfigError, match="at least one profile"):
+        add_partner(config, "fabrikam", [])
+    assert config.read_text() == original
+
+
+def test_partner_add_without_a_running_stack_never_hangs_and_never_touches_the_samples(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    samples = (root / "samples" / "profiles.json").read_text()
+    config = tmp_path / "profiles.json"
+    config.write_text(samples)
+    env = {**os.environ, "PYTHONPATH": str(root), "REGISTRAR_STATE_FILE": str(tmp_path / "none.json")}
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registrar",
+            "partner",
+            "add",
+            "fabrikam",
+            "--profiles",
+            "standard",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 15
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "No local stack is running" in result.stdout
+    assert "fabrikam" in json.loads(config.read_text())["partners"]
+    assert (root / "samples" / "profiles.json").read_text() == samples
