@@ -74,7 +74,7 @@ def test_dev_prints_where_things_are_and_stops_within_two_seconds_of_ctrl_c(tmp_
         state = json.loads(state_file.read_text())
         assert state["pid"] == process.pid
         status = run_cli(env, "status", "--json")
-        assert status.returncode == 0 and json.loads(status.stdout) == []
+        assert status.returncode == 0 and json.loads(status.stdout) == {"devices": [], "rowsNotRegistered": []}
     finally:
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
