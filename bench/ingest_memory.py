@@ -125,12 +125,14 @@ def main() -> None:
             path.unlink()
             out = subprocess.run(  # noqa: S603 - this script, in a fresh interpreter
                 [sys.executable, __file__, "--child", storage.connection_string, name, f"bench{i}"],
-                check=True,
+                check=False,
                 capture_output=True,
                 text=True,
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
+            if out.returncode != 0:
+                sys.exit(f"{rows:,} rows: the child failed ({out.returncode}):\n{out.stderr[-4000:]}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(result)
             if not args.json:
