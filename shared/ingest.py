@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .config import Settings
 from .intake import DeviceRow, FileRejected, Rejection, open_devices
-from .intake.merge import Merger
 from .intake.validate import shown
 from .messages import RegistrationMessage
 from .queue import MessageSender
 from .reports import write_upload_reports
 from .requeue import is_retryable_failure, requeue_device
 from .routing import UploadRejected, UploadTarget, route
+from .spool import IngestSpool
 from .state import DeviceRecord, RowOutcome, StateStore, UploadRecord
 from .states import DeviceState
 
@@ -64,33 +65,37 @@ def ingest_upload(
         upload_id, container, blob_name, target.profile, target.partner or "", "processing"
     )
     ctx.store.put_upload(upload)
-    try:
-        if size is not None and size > ctx.settings.max_upload_bytes:
-            limit = ctx.settings.max_upload_bytes // (1024 * 1024)
-            raise FileRejected(
-                f"{container}/{blob_name}",
-                "file.too_large",
-                f"the file is {size // (1024 * 1024)} MiB; the limit is {limit} MiB: split it",
-            )
-        outcomes = _process(target, upload_id, open_stream, ctx)
-    except FileRejected as error:
-        upload.status, upload.reason = "rejected", error.reason
-        _finish(ctx, upload, [RowOutcome(error.line, "", "rejected", error.code, error.as_rejection().row_message)])
-        return upload
-    upload.status = "complete"
-    _finish(ctx, upload, outcomes)
+    with IngestSpool() as spool:
+        try:
+            if size is not None and size > ctx.settings.max_upload_bytes:
+                limit = ctx.settings.max_upload_bytes // (1024 * 1024)
+                raise FileRejected(
+                    f"{container}/{blob_name}",
+                    "file.too_large",
+                    f"the file is {size // (1024 * 1024)} MiB; the limit is {limit} MiB: split it",
+                )
+            _process(target, upload_id, open_stream, ctx, spool)
+        except FileRejected as error:
+            upload.status, upload.reason = "rejected", error.reason
+            rejection = error.as_rejection()
+            _finish(ctx, upload, [RowOutcome(error.line, "", "rejected", error.code, rejection.row_message)])
+            return upload
+        upload.status = "complete"
+        _finish(ctx, upload, spool)
     return upload
 
 
-def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome]) -> None:
-    outcomes.sort(key=lambda o: o.line)
-    upload.accepted = sum(o.outcome == "accepted" for o in outcomes)
-    upload.duplicates = sum(o.outcome == "duplicate" for o in outcomes)
-    upload.moved = sum(o.outcome == "moved" for o in outcomes)
-    upload.rejected = sum(o.outcome == "rejected" for o in outcomes)
-    ctx.store.put_rows(upload.upload_id, outcomes)
+def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome] | IngestSpool) -> None:
+    """Rows, reports, then the upload record. ``outcomes`` is read from disk (a spool) as it is written out."""
+    if isinstance(outcomes, IngestSpool):
+        counts, rows = outcomes.counts(), outcomes.outcomes
+    else:
+        counts, rows = dict(Counter(o.outcome for o in outcomes)), lambda: iter(sorted(outcomes, key=lambda o: o.line))
+    upload.accepted, upload.duplicates = counts.get("accepted", 0), counts.get("duplicate", 0)
+    upload.moved, upload.rejected = counts.get("moved", 0), counts.get("rejected", 0)
+    ctx.store.put_rows(upload.upload_id, rows())
     ctx.store.set_latest_upload(upload.container, upload.blob_name, upload.upload_id)
-    write_upload_reports(ctx.write_report, upload, outcomes, latest=True)
+    write_upload_reports(ctx.write_report, upload, rows(), latest=True)
     ctx.store.put_upload(upload)  # last: "complete" only once rows and reports exist
     log.info(
         "upload processed",
@@ -105,36 +110,23 @@ def _finish(ctx: IngestContext, upload: UploadRecord, outcomes: list[RowOutcome]
     )
 
 
-def _process(target: UploadTarget, upload_id: str, open_stream: StreamOpener, ctx: IngestContext) -> list[RowOutcome]:
+def _process(
+    target: UploadTarget, upload_id: str, open_stream: StreamOpener, ctx: IngestContext, spool: IngestSpool
+) -> None:
     settings = ctx.settings
     file = f"{target.container}/{target.blob_name}"
-    # Pass 1: classify every row of the file (compact: no hashes kept).
-    merger = Merger()
+    # Pass 1: classify every row of the file (on disk: no hashes kept, memory flat).
     for outcome in open_devices(open_stream(), file, max_bytes=settings.max_upload_bytes):
-        merger.add(outcome)
-    merged = merger.result()
-    outcomes: dict[int, RowOutcome] = {}
-    for rejection in merged.rejected:
-        outcomes[rejection.line] = RowOutcome(
-            rejection.line, rejection.serial, "rejected", rejection.code, rejection.row_message
-        )
-    for duplicate in merged.duplicates:
-        outcomes[duplicate.ref.line] = RowOutcome(
-            duplicate.ref.line,
-            duplicate.ref.serial,
-            "duplicate",
-            "duplicate.in_file",
-            f"same device as line {duplicate.kept.line} of this file",
-        )
-    keep = {ref.line for ref in merged.accepted}
+        spool.classify(outcome)
+    spool.finish_classifying()
     # Pass 2: stream again; decide accepted rows against the devices already known, and enqueue.
     profile = settings.profiles.profiles[target.profile]
     batch: list[RegistrationMessage] = []
     for row in open_devices(open_stream(), file, max_bytes=settings.max_upload_bytes):
-        if isinstance(row, Rejection) or row.line not in keep:
+        if isinstance(row, Rejection) or not spool.accepted(row.line):
             continue
         outcome, message = _decide(row, target, profile.group_tag, upload_id, ctx)
-        outcomes[row.line] = outcome
+        spool.record(outcome)
         log.info(
             "row %s",
             outcome.outcome,
@@ -153,7 +145,6 @@ def _process(target: UploadTarget, upload_id: str, open_stream: StreamOpener, ct
                 batch = []
     if batch:
         ctx.sender.send(batch)
-    return list(outcomes.values())
 
 
 def _decide(

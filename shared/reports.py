@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 from .config import REPORTS_PREFIX
 from .state import RowOutcome, UploadRecord
@@ -31,38 +32,75 @@ def report_paths(blob_name: str, upload_id: str | None = None) -> tuple[str, str
 
 
 def write_upload_reports(
-    write: Callable[[str, str, bytes, str], None],
+    write: Callable[[str, str, bytes | BinaryIO, str], None],
     upload: UploadRecord,
     rows: Iterable[RowOutcome],
     states: dict[str, tuple[str, str]] | None = None,
     *,
     latest: bool,
 ) -> None:
-    """The upload's own report, and the by-name copy when it is the latest upload of that name."""
-    rows = list(rows)
-    csv_data = render_csv(rows, states)
-    json_data = render_json(upload, rows, states)
-    for csv_path, json_path in [report_paths(upload.blob_name, upload.upload_id)] + (
-        [report_paths(upload.blob_name)] if latest else []
+    """The upload's own report, and the by-name copy when it is the latest upload of that name.
+
+    Both reports are written in one pass over ``rows`` into temporary files (in memory while small), so a
+    report of 200,000 rows never sits in memory whole."""
+    with (
+        tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as csv_file,
+        tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as json_file,
     ):
-        write(upload.container, csv_path, csv_data, "text/csv")
-        write(upload.container, json_path, json_data, "application/json")
+        csv_text = io.TextIOWrapper(csv_file, encoding="utf-8-sig", newline="")
+        json_text = io.TextIOWrapper(json_file, encoding="utf-8", newline="")
+        writer = _csv_writer(csv_text)
+        document = upload_document(upload, [])
+        head = json.dumps(document, indent=1)
+        json_text.write(head[: head.rindex("[")] + "[")  # everything up to the rows list
+        for n, row in enumerate(rows):
+            writer.writerow(_csv_cells(row, states))
+            json_text.write(("," if n else "") + "\n  " + json.dumps(_row_item(row, states)))
+        json_text.write("\n ]\n}")
+        for text in (csv_text, json_text):
+            text.flush()
+            text.detach()
+        for csv_path, json_path in [report_paths(upload.blob_name, upload.upload_id)] + (
+            [report_paths(upload.blob_name)] if latest else []
+        ):
+            for path, data, kind in ((csv_path, csv_file, "text/csv"), (json_path, json_file, "application/json")):
+                data.seek(0)
+                write(upload.container, path, data, kind)
+
+
+_SPOOL_BYTES = 4 * 1024 * 1024
+
+
+def _csv_writer(out: TextIO):
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["Line", "Serial", "Outcome", "Code", "Message", "State", "State message"])
+    return writer
+
+
+def _csv_cells(row: RowOutcome, states: dict[str, tuple[str, str]] | None) -> list[str]:
+    from .intake.model import serial_key
+
+    state, state_message = (
+        (states or {}).get(serial_key(row.serial), ("", "")) if row.outcome == "accepted" else ("", "")
+    )
+    return [neutralise(v) for v in (row.line, row.serial, row.outcome, row.code, row.message, state, state_message)]
+
+
+def _row_item(row: RowOutcome, states: dict[str, tuple[str, str]] | None) -> dict[str, Any]:
+    from .intake.model import serial_key
+
+    item = row.as_dict()
+    if row.outcome == "accepted" and states and serial_key(row.serial) in states:
+        item["state"], item["stateMessage"] = states[serial_key(row.serial)]
+    return item
 
 
 def render_csv(rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None) -> bytes:
     """``states`` maps a serial key to (state display name, message) once devices progress."""
-    from .intake.model import serial_key
-
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["Line", "Serial", "Outcome", "Code", "Message", "State", "State message"])
+    writer = _csv_writer(buffer)
     for row in rows:
-        state, state_message = (
-            (states or {}).get(serial_key(row.serial), ("", "")) if row.outcome == "accepted" else ("", "")
-        )
-        writer.writerow(
-            [neutralise(v) for v in (row.line, row.serial, row.outcome, row.code, row.message, state, state_message)]
-        )
+        writer.writerow(_csv_cells(row, states))
     return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel opens UTF-8 correctly
 
 
@@ -70,14 +108,8 @@ def upload_document(
     upload: UploadRecord, rows: Iterable[RowOutcome], states: dict[str, tuple[str, str]] | None = None
 ) -> dict[str, Any]:
     """One upload and its rows: the JSON report next to the upload, and the status API's answer."""
-    from .intake.model import serial_key
 
-    items: list[dict[str, Any]] = []
-    for row in rows:
-        item = row.as_dict()
-        if row.outcome == "accepted" and states and serial_key(row.serial) in states:
-            item["state"], item["stateMessage"] = states[serial_key(row.serial)]
-        items.append(item)
+    items = [_row_item(row, states) for row in rows]
     return {
         "uploadId": upload.upload_id,
         "container": upload.container,
