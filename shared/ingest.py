@@ -119,13 +119,13 @@ def _process(
     for outcome in open_devices(open_stream(), file, max_bytes=settings.max_upload_bytes):
         spool.classify(outcome)
     spool.finish_classifying()
-    # Pass 2: stream again; decide accepted rows against the devices already known, and enqueue.
+    # Pass 2: stream again; decide accepted rows against the devices already known, and enqueue. New
+    # devices are created 100 to a table transaction; a batch that meets a known device goes row by row.
     profile = settings.profiles.profiles[target.profile]
-    batch: list[RegistrationMessage] = []
-    for row in open_devices(open_stream(), file, max_bytes=settings.max_upload_bytes):
-        if isinstance(row, Rejection) or not spool.accepted(row.line):
-            continue
-        outcome, message = _decide(row, target, profile.group_tag, upload_id, ctx)
+    fresh: list[tuple[DeviceRow, DeviceRecord, RegistrationMessage]] = []
+    outgoing: list[RegistrationMessage] = []
+
+    def decided(row: DeviceRow, outcome: RowOutcome, message: RegistrationMessage | None) -> None:
         spool.record(outcome)
         log.info(
             "row %s",
@@ -139,19 +139,42 @@ def _process(
             },
         )
         if message:
-            batch.append(message)
-            if len(batch) >= 100:
-                ctx.sender.send(batch)
-                batch = []
-    if batch:
-        ctx.sender.send(batch)
+            outgoing.append(message)
+            if len(outgoing) >= 100:
+                ctx.sender.send(outgoing)
+                outgoing.clear()
+
+    def create_fresh() -> None:
+        created = ctx.store.create_devices([record for _, record, _ in fresh])
+        for row, record, message in fresh:
+            if record.key in created:
+                decided(row, RowOutcome(row.line, row.serial, "accepted"), message)
+            else:
+                decided(row, *_known(row, message, target, profile.group_tag, upload_id, ctx))
+        fresh.clear()
+
+    for row in open_devices(open_stream(), file, max_bytes=settings.max_upload_bytes):
+        if isinstance(row, Rejection) or not spool.accepted(row.line):
+            continue
+        prepared = _prepare(row, target, profile.group_tag, upload_id, ctx)
+        if isinstance(prepared, RowOutcome):
+            decided(row, prepared, None)
+            continue
+        fresh.append((row, *prepared))
+        if len(fresh) >= 100:
+            create_fresh()
+    create_fresh()
+    if outgoing:
+        ctx.sender.send(outgoing)
 
 
-def _decide(
+def _prepare(
     row: DeviceRow, target: UploadTarget, profile_tag: str, upload_id: str, ctx: IngestContext
-) -> tuple[RowOutcome, RegistrationMessage | None]:
-    def rejected(code: str, reason: str) -> tuple[RowOutcome, None]:
-        return RowOutcome(row.line, row.serial, "rejected", code, reason), None
+) -> RowOutcome | tuple[DeviceRecord, RegistrationMessage]:
+    """A rejection decided from the row alone, or the new device's record and message."""
+
+    def rejected(code: str, reason: str) -> RowOutcome:
+        return RowOutcome(row.line, row.serial, "rejected", code, reason)
 
     if row.group_tag and row.group_tag != profile_tag:
         return rejected(
@@ -194,8 +217,23 @@ def _decide(
         hardware_hash=row.hardware_hash or "",
         product_key=row.product_key or "",
     )
-    if ctx.store.create_device(record):
-        return RowOutcome(row.line, row.serial, "accepted"), message
+    return record, message
+
+
+def _known(
+    row: DeviceRow,
+    message: RegistrationMessage,
+    target: UploadTarget,
+    profile_tag: str,
+    upload_id: str,
+    ctx: IngestContext,
+) -> tuple[RowOutcome, RegistrationMessage | None]:
+    """The device exists already (another upload, or this one interrupted): decide against it."""
+    digest = message.hash_digest
+
+    def rejected(code: str, reason: str) -> tuple[RowOutcome, None]:
+        return RowOutcome(row.line, row.serial, "rejected", code, reason), None
+
     known = ctx.store.get_device(row.serial)
     if known is None:  # deleted in between: treat as new next time
         return rejected("device.busy", "the device record changed while this upload was processed: upload it again")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from .intake.model import serial_key
 from .states import DeviceState
@@ -28,6 +29,7 @@ PENDING_PARTITION = "pending"
 CLEANUP_PARTITION = "cleanup"
 META_PARTITION = "meta"
 BAD_MESSAGE_PARTITION = "badmessage"
+_ROWS_PER_ENTITY_CHARS = 30_000  # a string property holds 32K characters
 LATEST_PARTITION = "latest"
 _POLLED = (DeviceState.PENDING, DeviceState.IMPORTING)
 
@@ -190,6 +192,20 @@ class StateStore:
         self._index(record, was_pending=False)
         return True
 
+    def create_devices(self, records: list[DeviceRecord]) -> set[str]:
+        """Create new devices (at most 100) in one table transaction; if any exists already, one by one.
+        Returns the keys of the devices created."""
+        if not records:
+            return set()
+        try:
+            results = self.devices.submit_transaction([("create", r.to_entity()) for r in records])
+        except TableTransactionError:
+            return {r.key for r in records if self.create_device(r)}
+        for record, meta in zip(records, results, strict=True):
+            record.etag = meta.get("etag")
+            self._index(record, was_pending=False)
+        return {r.key for r in records}
+
     def save_device(self, record: DeviceRecord) -> None:
         """Replace the device if nobody changed it since it was read; raise :class:`ConcurrencyConflict`."""
         if record.listed:
@@ -335,19 +351,41 @@ class StateStore:
             yield UploadRecord.from_entity(entity)
 
     def put_rows(self, upload_id: str, outcomes: Iterable[RowOutcome]) -> None:
-        """Upserts in transactions of 100 (one partition per upload), so re-running is harmless."""
-        batch: list[tuple[str, dict[str, Any]]] = []
+        """Row outcomes in chunks: one entity holds as many rows as fit in ~30,000 characters of JSON (about
+        200), so 100,000 rows are ~500 plain upserts, not 100,000 entities (or 1,000 multipart
+        transactions, which cost the SDK more CPU than the network). Re-running replaces the chunks and
+        removes any left from an earlier run."""
+        written: set[str] = set()
+        chunk: list[list[Any]] = []
+        size = 0
         for outcome in outcomes:
-            entity = {"PartitionKey": upload_id, "RowKey": f"{outcome.line:010d}", **outcome.as_dict()}
-            batch.append(("upsert", entity))
-            if len(batch) == 100:
-                self.rows.submit_transaction(batch)
-                batch = []
-        if batch:
-            self.rows.submit_transaction(batch)
+            item = [outcome.line, outcome.serial, outcome.outcome, outcome.code, outcome.message]
+            length = len(json.dumps(item))
+            if chunk and size + length > _ROWS_PER_ENTITY_CHARS:
+                written.add(self._put_chunk(upload_id, chunk))
+                chunk, size = [], 0
+            chunk.append(item)
+            size += length + 1
+        if chunk:
+            written.add(self._put_chunk(upload_id, chunk))
+        for entity in self.rows.query_entities("PartitionKey eq @u", parameters={"u": upload_id}, select=["RowKey"]):
+            if entity["RowKey"] not in written:
+                self.rows.delete_entity(upload_id, entity["RowKey"])
+
+    def _put_chunk(self, upload_id: str, chunk: list[list[Any]]) -> str:
+        entity = {"PartitionKey": upload_id, "RowKey": f"c{chunk[0][0]:010d}", "rows": json.dumps(chunk)}
+        self.rows.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        return entity["RowKey"]
 
     def rows_of(self, upload_id: str) -> list[RowOutcome]:
-        entities = self.rows.query_entities(f"PartitionKey eq '{upload_id}'")
-        return [
-            RowOutcome(e["line"], e["serial"], e["outcome"], e.get("code", ""), e.get("message", "")) for e in entities
-        ]
+        rows: dict[int, RowOutcome] = {}
+        for entity in self.rows.query_entities("PartitionKey eq @u", parameters={"u": upload_id}):
+            if "rows" in entity:
+                for line, serial, outcome, code, message in json.loads(entity["rows"]):
+                    rows[line] = RowOutcome(line, serial, outcome, code, message)
+            else:  # one entity per row, as written before chunks
+                e = entity
+                rows[e["line"]] = RowOutcome(
+                    e["line"], e["serial"], e["outcome"], e.get("code", ""), e.get("message", "")
+                )
+        return [rows[line] for line in sorted(rows)]
