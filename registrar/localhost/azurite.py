@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -52,8 +53,11 @@ class Azurite:
         ]
         for service in ("blob", "queue", "table"):
             args += [f"--{service}Port", str(self.ports.get(service, 0))]
+        # Azurite keeps each table in one in-memory document: 200,000 devices (with their hashes) outgrow
+        # node's default heap, and Azurite then drops connections. Give it room (it is a test double).
+        env = {**os.environ, "NODE_OPTIONS": os.environ.get("NODE_OPTIONS", "--max-old-space-size=8192")}
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv: the pinned Azurite binary
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env
         )
         found: dict[str, int] = {}
         deadline = time.monotonic() + timeout
