@@ -143,7 +143,10 @@ DEVICE_COLUMNS = [
     "State",
     "Message",
     "Group tag",
-    "Last contact",
+    "Assigned user",
+    "Last seen",
+    "Registered",
+    "Age",
     "Upload",
     "Line",
     "Hash fingerprint",
@@ -151,31 +154,34 @@ DEVICE_COLUMNS = [
 ]
 
 
+def device_cells(d: Any, now: Any = None) -> list[str]:
+    """One device as a devices.csv row (also the portal's CSV export): the fields the portal shows."""
+    from .devices_query import age, last_seen, state_label
+
+    values = (
+        d.serial,
+        d.profile,
+        d.partner,
+        state_label(d),
+        d.message,
+        d.group_tag,
+        d.assigned_user,
+        last_seen(d.last_contacted),
+        d.created,
+        age(d.created, now),
+        d.file,
+        d.line,
+        d.fingerprint,
+        d.updated,
+    )
+    return [neutralise(v) for v in values]
+
+
 def render_devices_csv(devices: Iterable[Any]) -> bytes:
     """The tenant-wide (or one partner's) device list: one row per device, its state and message."""
-    from .states import DISPLAY, DeviceState
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(DEVICE_COLUMNS)
     for d in devices:
-        state = DISPLAY.get(DeviceState(d.state), d.state)
-        writer.writerow(
-            [
-                neutralise(v)
-                for v in (
-                    d.serial,
-                    d.profile,
-                    d.partner,
-                    state,
-                    d.message,
-                    d.group_tag,
-                    d.last_contacted,
-                    d.file,
-                    d.line,
-                    d.fingerprint,
-                    d.updated,
-                )
-            ]
-        )
+        writer.writerow(device_cells(d))
     return buffer.getvalue().encode("utf-8-sig")

@@ -20,6 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
+from . import history
 from .intake.model import serial_key
 from .states import DeviceState
 
@@ -171,6 +172,7 @@ class StateStore:
         self.devices = self._table(f"{prefix}devices")
         self.uploads = self._table(f"{prefix}uploads")
         self.rows = self._table(f"{prefix}rows")
+        self.history = self._table(f"{prefix}history")  # each device's timeline (shared/history.py)
 
     def _table(self, name: str) -> TableClient:
         return self._service.create_table_if_not_exists(name)
@@ -242,10 +244,12 @@ class StateStore:
             record = self.get_device(serial)
             if record is None:
                 return None
+            before = history.snapshot(record)
             if change(record) is False:
                 return None
             try:
                 self.save_device(record)
+                history.record_change(self, before, record)
                 return record
             except ConcurrencyConflict:
                 continue

@@ -1,7 +1,10 @@
-"""The status API's answers: devices (filtered, paged) and one upload's per-row outcomes.
+"""The status API's answers: devices (filtered, paged by the state store) and one upload's per-row outcomes.
 
-``partner`` is set by the route a partner's own function key can call, never by a query parameter, so a
-partner only ever sees its own devices and uploads.
+``partner`` is set by the route a partner's own function key can call (or by the portal from the signed-in
+principal), never by a query parameter, so a partner only ever sees its own devices and uploads.
+
+Paging follows the table: ``top`` devices per page in serial order, and ``nextLink`` carries the table's
+continuation token (``cursor``). There is no total count: counting would read every device.
 """
 
 from __future__ import annotations
@@ -9,25 +12,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from .devices_query import MAX_PAGE, BadQuery, DeviceFilter, device_page, device_view, parse_state
 from .reports import upload_document
-from .state import DeviceRecord, StateStore
-from .states import DISPLAY, DeviceState
+from .state import StateStore
 
-MAX_PAGE = 1000
-
-
-class BadQuery(ValueError):
-    pass
-
-
-def _state_filter(value: str | None) -> DeviceState | None:
-    if not value:
-        return None
-    for state in DeviceState:
-        if value.casefold() in (state.value, DISPLAY[state].casefold()):
-            return state
-    names = ", ".join(sorted({DISPLAY[s] for s in DeviceState}))
-    raise BadQuery(f"unknown state {value!r}: use one of {names}")
+__all__ = ["BadQuery", "MAX_PAGE", "device_filter", "device_view", "get_upload", "list_devices"]
 
 
 def _int(value: str | None, name: str, default: int, low: int, high: int) -> int:
@@ -42,52 +31,37 @@ def _int(value: str | None, name: str, default: int, low: int, high: int) -> int
     return number
 
 
-def list_devices(store: StateStore, query: dict[str, str], base_url: str, partner: str | None = None) -> dict[str, Any]:
+def device_filter(query: dict[str, str], partner: str | None = None) -> DeviceFilter:
+    """The filter a query names; a ``partner`` restriction from the route or principal always wins."""
+    wanted = query.get("partner")
+    if partner is None:
+        partner_filter = None if not wanted else ("" if wanted == "-" else wanted)  # "-": admin uploads
+    else:
+        partner_filter = partner
+    return DeviceFilter(
+        state=parse_state(query.get("state")),
+        profile=query.get("profile") or None,
+        partner=partner_filter,
+        upload=query.get("upload") or None,
+        serial=(query.get("serial") or "").strip() or None,
+    )
 
-    state = _state_filter(query.get("state"))
-    profile = query.get("profile") or None
-    wanted_partner = partner if partner is not None else (query.get("partner") or None)
-    skip = _int(query.get("skip"), "skip", 0, 0, 10**9)
+
+def list_devices(store: StateStore, query: dict[str, str], base_url: str, partner: str | None = None) -> dict[str, Any]:
+    where = device_filter(query, partner)
     top = _int(query.get("top"), "top", 100, 1, MAX_PAGE)
-    devices = sorted(store.all_devices(), key=lambda d: d.serial)
-    selected = [
-        d
-        for d in devices
-        if (
-            state is None
-            or DeviceState(d.state) in ({state, DeviceState.IMPORTING} if state == DeviceState.PENDING else {state})
-        )
-        and (profile is None or d.profile == profile)
-        and (wanted_partner is None or d.partner == wanted_partner)
-    ]
-    page = selected[skip : skip + top]
-    body: dict[str, Any] = {"value": [device_view(d) for d in page], "count": len(selected)}
-    if skip + top < len(selected):
-        next_query = {k: v for k, v in query.items() if v and k not in ("skip",)} | {
-            "skip": str(skip + top),
+    page = device_page(store, where, top, query.get("cursor") or None)
+    body: dict[str, Any] = {"value": [device_view(d) for d in page.devices], "count": len(page.devices)}
+    if page.cursor:
+        next_query = {k: v for k, v in query.items() if v and k not in ("cursor", "skip")} | {
+            "cursor": page.cursor,
             "top": str(top),
         }
         if partner is not None:
             next_query.pop("partner", None)
         body["nextLink"] = f"{base_url}?{urlencode(next_query)}"
+        body["cursor"] = page.cursor
     return body
-
-
-def device_view(d: DeviceRecord) -> dict[str, Any]:
-    """A device as the API and ``status --json`` show it."""
-    return {
-        "serial": d.serial,
-        "profile": d.profile,
-        "partner": d.partner or None,
-        "state": DISPLAY.get(DeviceState(d.state), d.state),
-        "message": d.message,
-        "code": d.error_code or None,
-        "groupTag": d.group_tag,
-        "lastContact": d.last_contacted or None,
-        "upload": {"id": d.upload_id, "file": d.file, "line": d.line},
-        "hashFingerprint": d.fingerprint,
-        "updated": d.updated,
-    }
 
 
 def get_upload(store: StateStore, upload_id: str, partner: str | None = None) -> dict[str, Any] | None:

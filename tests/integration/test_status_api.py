@@ -32,17 +32,24 @@ async def fleet(host, settings):
 async def test_filters_and_paging(fleet):
     rt = fleet.runtime
     code, body = _get(status.devices, params={"profile": "standard", "top": "2"}, rt=rt)
-    assert code == 200 and body["count"] == 5
+    assert code == 200 and body["count"] == 2
     assert [d["serial"] for d in body["value"]] == ["AD-0", "AD-1"]
-    assert "skip=2" in body["nextLink"] and "profile=standard" in body["nextLink"]
-    _, second = _get(status.devices, params={"profile": "standard", "top": "2", "skip": "2"}, rt=rt)
-    _, third = _get(status.devices, params={"profile": "standard", "top": "2", "skip": "4"}, rt=rt)
+    assert "cursor=" in body["nextLink"] and "profile=standard" in body["nextLink"]
+    _, second = _get(status.devices, params={"profile": "standard", "top": "2", "cursor": body["cursor"]}, rt=rt)
+    _, third = _get(status.devices, params={"profile": "standard", "top": "2", "cursor": second["cursor"]}, rt=rt)
     assert [d["serial"] for d in second["value"] + third["value"]] == ["AD-2", "PA-1", "PA-2"]
     assert "nextLink" not in third
     _, ready = _get(status.devices, params={"state": "Ready for user"}, rt=rt)
     assert ready["count"] == 6 and ready["value"][0]["state"] == "Ready for user"
+    first = ready["value"][0]
+    assert first["lastSeen"] == "never" and first["registeredAt"] and first["age"].endswith("min")
+    assert "assignedUser" in first and first["upload"]["line"] >= 1
+    _, found = _get(status.devices, params={"serial": "ad-"}, rt=rt)  # a serial's start, any case
+    assert [d["serial"] for d in found["value"]] == ["AD-0", "AD-1", "AD-2"]
     code, error = _get(status.devices, params={"state": "bogus"}, rt=rt)
     assert code == 400 and "unknown state" in error["error"]["message"]
+    code, error = _get(status.devices, params={"cursor": "not-a-cursor"}, rt=rt)
+    assert code == 400 and "cursor" in error["error"]["message"]
 
 
 async def test_partner_sees_only_its_own_devices_and_uploads(fleet):
