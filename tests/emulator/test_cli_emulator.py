@@ -38,3 +38,17 @@ async def test_cli_serves_graph_and_reset_clears_state():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_emulator_answers_without_nagle_delay():
+    """Connections inherit TCP_NODELAY from the listening socket; without it each small reply waited for
+    the client's delayed ACK (about 40 ms a call), which made every local timing meaningless."""
+    import socket
+
+    from registrar.emulators.graph import EmulatorConfig, EmulatorServer
+
+    server = EmulatorServer(EmulatorConfig())
+    try:
+        assert server._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        server._socket.close()
