@@ -97,3 +97,15 @@ def _partner_status(partner: str) -> None:
 
 for _partner in _partners():
     _partner_status(_partner)
+
+
+# The admin portal (page, files, API): anonymous to the Functions host, because App Service Authentication
+# (Entra ID, infra/modules/portal-auth.bicep) signs every caller in first; functions/portal.py checks the
+# principal on every call.
+from functions import portal  # noqa: E402 - kept with its route: the wiring above is another block
+
+
+@app.function_name("portal")
+@app.route(route="portal/{*path}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def portal_http(req: func.HttpRequest) -> func.HttpResponse:
+    return portal.main(req)
