@@ -6,7 +6,6 @@ from the internet and runs no inline script or style.
 
 from __future__ import annotations
 
-import functools
 import json
 import mimetypes
 import re
@@ -57,8 +56,18 @@ def _respond(answer: api.Answer, blob_origin: str, cache: str = "no-store") -> f
     )
 
 
-@functools.cache
+_CONTEXTS: dict[int, api.PortalContext] = {}
+
+
 def _context(rt: Runtime) -> api.PortalContext:
+    """One per runtime (per process in Azure): the licence cache lives here."""
+    found = _CONTEXTS.get(id(rt))
+    if found is None:
+        found = _CONTEXTS[id(rt)] = _new_context(rt)
+    return found
+
+
+def _new_context(rt: Runtime) -> api.PortalContext:
     from shared.portal.graph_licences import licence_checker
 
     return api.PortalContext(

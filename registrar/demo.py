@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .emulators.graph.server import EmulatorControl
 from .localhost.azurite import Azurite
 from .localhost.environment import DEFAULT_PROFILES, local_env
 from .localhost.host import LocalHost, LocalTimerRequest
+from .localhost.http import PortalFront
 from .samples import ALREADY_REGISTERED_SERIAL, OTHER_ORG_SERIAL, SAMPLES
 from .status_view import device_rows, print_status, state_counts
 
@@ -42,7 +44,7 @@ def sample_uploads(root: Path = SAMPLES) -> list[tuple[str, str, Path]]:
     return uploads
 
 
-async def run_demo(console: Console, timeout: float) -> int:
+async def run_demo(console: Console, timeout: float, serve: bool = False) -> int:
     started = time.monotonic()
     log_path = Path("build/demo/registrar.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,8 @@ async def run_demo(console: Console, timeout: float) -> int:
             f"{ALREADY_REGISTERED_SERIAL} is already registered in this tenant"
         )
         host = LocalHost(settings, reconcile_interval=1.0)
+        front = PortalFront(settings).start()
+        console.print(f"portal: {front.url} (development sign-in; the devices appear as they register)")
         blobs = blob_service(settings)
         for container, name, path in sample_uploads():
             blobs.get_blob_client(container, name).upload_blob(path.read_bytes(), overwrite=True)
@@ -100,8 +104,30 @@ async def run_demo(console: Console, timeout: float) -> int:
             f"dead-lettered messages: {host.bus.counters.dead_lettered}; "
             f"wall time {time.monotonic() - started:.1f} s"
         )
+        _show_portal(console, front, serve)
+        front.stop()
         control.close()
     return 0
+
+
+def _show_portal(console: Console, front: PortalFront, serve: bool) -> None:
+    """Read the portal's first Devices page as an administrator, the way the page does; then keep the
+    portal up until Ctrl+C when asked (``make demo`` at a terminal)."""
+    import httpx
+
+    with httpx.Client(base_url=front.origin) as client:
+        client.post("/.auth/login/dev", data={"as": "admin", "name": "demo-admin"})
+        page = client.get("/api/portal/api/devices", params={"top": "100"}).json()
+    shown = page.get("count", 0)
+    console.print(f"portal: {front.url} shows {shown} devices on its Devices page (sign in as Administrator)")
+    if not serve:
+        return
+    console.print("the portal stays up until Ctrl+C")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("portal stopped")
 
 
 async def _reconcile(host: LocalHost):
@@ -154,10 +180,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # logs and CI: keep rows readable
-    return asyncio.run(run_demo(console, args.timeout))
+    serve = args.serve if args.serve is not None else sys.stdin.isatty()
+    return asyncio.run(run_demo(console, args.timeout, serve))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="run the whole pipeline on the bundled samples (Azurite + Graph emulator)")
     parser.add_argument("--timeout", type=float, default=110.0)
+    parser.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the portal up after the demo until Ctrl+C (default: when run at a terminal)",
+    )
     parser.set_defaults(handler=cmd_demo)

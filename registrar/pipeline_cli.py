@@ -39,6 +39,7 @@ from .localhost.environment import (
     save_dev_state,
 )
 from .localhost.host import LocalHost
+from .localhost.http import PortalFront
 from .localhost.servicebus import LocalServiceBusQueue
 from .status_view import not_registered_rows, print_status, selected_devices
 
@@ -84,7 +85,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         if state_file:
             save_dev_state(env, graph_url, state_file, endpoints=endpoints, data=str(data), log=str(log_file))
         host = LocalHost(settings, reconcile_interval=args.reconcile_seconds)
+        front = PortalFront(settings, port=args.portal_port).start()  # the portal, behind a development sign-in
         console.print("[bold]Autopilot Registrar local stack[/] (Ctrl+C to stop)")
+        console.print(f"  portal                 {front.url}")
         for name, url in endpoints.items():
             console.print(f"  storage {name:<14} {url}")
         console.print(f"  Graph emulator         {graph_url}")
@@ -101,6 +104,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             await host.run(stop, workers=args.workers)
 
         asyncio.run(main())
+        front.stop()
         console.print("stopped; work in flight comes back to the next `registrar dev`")
         return 0
     finally:
@@ -244,6 +248,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument(
         "--state-file", help="where upload/status find this host (default .registrar/dev.json; - for none)"
     )
+    dev.add_argument("--portal-port", type=int, default=0, help="the portal's port (default: a free one)")
     dev.set_defaults(handler=cmd_dev)
     up = sub.add_parser("upload", help="upload a CSV to the right container for a profile (and partner)")
     up.add_argument("file", help="the CSV to register")

@@ -50,6 +50,8 @@ def snapshot(record: DeviceRecord) -> dict[str, Any]:
 
 
 def _label(state: str) -> str:
+    if state == DeviceState.IMPORTING:
+        return "Importing (Graph import call)"
     try:
         return DISPLAY[DeviceState(state)]
     except ValueError:

@@ -18,7 +18,7 @@ import secrets
 import socket
 import threading
 import time
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 import uvicorn
@@ -110,7 +110,7 @@ autocomplete="username"></div><input type="hidden" name="redirect" value="{targe
         return HTMLResponse(page, headers={"Content-Security-Policy": _SIGN_IN_CSP})
 
     async def sign_in(self, request: Request) -> Response:
-        form = await request.form()
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         who = str(form.get("as") or "admin")
         name = str(form.get("name") or "dev user")[:100].replace("|", "")
         if who != "admin" and who.removeprefix("partner:") not in self.settings.profiles.partners:
