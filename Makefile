@@ -7,7 +7,7 @@ INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: setup demo test lint infra-check bench clean
+.PHONY: setup browser demo test lint infra-check bench clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -29,10 +29,17 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The browser tests (tests/browser/) drive Debian's Chromium through its chromedriver; install them when
+# missing (apt-get as root, as on the CI machine; otherwise through sudo).
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 demo: setup
 	$(PY) -m registrar demo
 
-test: setup $(INFRA_STAMP)
+test: setup $(INFRA_STAMP) browser
 	$(PY) -m ruff check .
 	$(INFRA_VENV)/bin/python infra/check.py
 	$(PY) -m pytest -n 2

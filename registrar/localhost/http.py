@@ -150,7 +150,11 @@ autocomplete="username"></div><input type="hidden" name="redirect" value="{targe
             body=await request.body(),
         )
         answer = await run_in_threadpool(portal.main, req, self.runtime, development_sign_in=True)
-        return Response(answer.get_body(), status_code=answer.status_code, headers=dict(answer.headers))
+        headers = dict(answer.headers)
+        if "content-type" not in {k.lower() for k in headers}:  # as the Functions worker adds it
+            kind = answer.mimetype
+            headers["content-type"] = f"{kind}; charset={answer.charset}" if kind.startswith("text/") else kind
+        return Response(answer.get_body(), status_code=answer.status_code, headers=headers)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> PortalFront:

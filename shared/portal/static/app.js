@@ -41,7 +41,7 @@ function main() { return document.getElementById("main"); }
 function show(title, ...content) {
   stopPolling();
   const root = main();
-  root.replaceChildren(el("h2", { text: title }), ...content);
+  root.replaceChildren(el("h2", { text: title }), ...content.filter(Boolean));
   document.title = `${title} · Autopilot Registrar`;
 }
 
@@ -278,7 +278,7 @@ function renderUpload(u, holder) {
     el("tbody", {}, u.devices.map((d) => el("tr", {},
       el("td", { class: "serial", "data-label": "Serial number" }, el("a", { href: "#/devices/" + encodeURIComponent(d.serial), text: d.serial })),
       el("td", { "data-label": "State" }, stateBadge(d)), el("td", { class: "message", "data-label": "Message", text: d.message })))));
-  holder.replaceChildren(
+  holder.replaceChildren(...[
     el("h3", { text: u.file }),
     el("p", { class: "note upload-status", "data-status": u.status, "data-waiting": waiting, text: `${u.status} · ${summary}` }),
     u.reason ? el("p", { class: "error", text: u.reason }) : null,
@@ -286,7 +286,7 @@ function renderUpload(u, holder) {
       el("li", { text: `${c.accepted} accepted` }), el("li", { text: `${c.duplicates} duplicate` }),
       el("li", { text: `${c.moved} moved` }), el("li", { text: `${c.rejected} rejected` })),
     el("p", {}, el("a", { href: API + "uploads/" + u.uploadId + "/report.csv", download: "", text: "Download the report (CSV)" })),
-    el("div", { class: "table-wrap" }, rows), el("div", { class: "table-wrap" }, devices));
+    el("div", { class: "table-wrap" }, rows), el("div", { class: "table-wrap" }, devices)].filter(Boolean));
 }
 
 // -- Uploads -----------------------------------------------------------------------------------------------------
