@@ -129,6 +129,23 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+// The admin portal: Easy Auth (Entra ID) and CORS for its uploads (modules/portal.bicep).
+@description('Application (client) id of the portal\'s Entra app registration; empty: portal sign-in not configured.')
+param portalClientId string = ''
+
+@description('Entra groups allowed to sign in to the portal (admin group, partners\' groups).')
+param portalAllowedGroups array = []
+
+module portal 'modules/portal.bicep' = {
+  name: 'portal'
+  params: {
+    appName: functionApp.outputs.name
+    storageName: storage.outputs.storageName
+    portalClientId: portalClientId
+    portalAllowedGroups: portalAllowedGroups
+  }
+}
+
 module events 'modules/eventgrid.bicep' = if (deployEventSubscriptions) {
   name: 'eventgrid'
   params: {
