@@ -28,7 +28,7 @@ def protos_dir(tmp_path_factory):
 
 
 def expected_functions(partners: list[str]) -> set[str]:
-    names = {"ingest_device_uploads", "register", "reconcile", "status_devices", "status_upload"}
+    names = {"ingest_device_uploads", "register", "reconcile", "status_devices", "status_upload", "portal"}
     for partner in partners:
         suffix = partner.replace("-", "_")
         names |= {f"ingest_partner_{suffix}", f"status_partner_{suffix}_devices", f"status_partner_{suffix}_upload"}
