@@ -151,7 +151,10 @@ def test_function_app_exposes_triggers_with_bindings(env, monkeypatch):
         "status_upload",
         "status_partner_contoso_devices",
         "status_partner_contoso_upload",
+        "portal",
     }
+    portal = bindings["portal"]["httpTrigger"]  # behind App Service Authentication; the handler checks roles
+    assert portal.route == "portal/{*path}" and str(portal.auth_level.value).lower() == "anonymous"
     http = bindings["status_partner_contoso_devices"]["httpTrigger"]
     assert http.route == "partners/contoso/devices" and str(http.auth_level.value).lower() == "function"
     blob = bindings["ingest_device_uploads"]["blobTrigger"]
