@@ -151,7 +151,9 @@ async def test_a_missing_profile_group_is_reported_and_does_not_stop_the_others(
 async def test_throttled_membership_writes_are_deferred_not_failed(host, settings, graph):
     graph.ctl.configure(entra_delay_seconds=3600)  # Entra objects not visible yet: no memberships written
     await _registered(host, settings, [f"TM-{n}" for n in range(30)])
-    graph.ctl.configure(throttle={"enabled": True, "app_writes": 5, "tenant_writes": 5, "window_seconds": 60})
+    graph.ctl.configure(
+        throttle={"enabled": True, "app_writes": 5, "tenant_writes": 5, "window_seconds": 60, "entra_app_writes": 5}
+    )
     graph.ctl.advance(3601)  # now they appear, all at once
     run = await _run(host)
     assert run.fleet.deferred_changes > 0 and run.fleet.errors == []

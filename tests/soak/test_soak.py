@@ -68,6 +68,7 @@ def test_soak_with_faults_and_restarts(tmp_path):
     # (the client batches: a 60-device run makes only a few dozen Graph calls).
     config.faults.rate_500, config.faults.rate_503, config.faults.latency_ms, config.faults.seed = 0.03, 0.02, 20, 57
     config.throttle.app_writes, config.throttle.tenant_writes, config.throttle.window_seconds = 10, 20, 2
+    config.throttle.entra_app_writes, config.throttle.entra_window_seconds = 10, 2
     restarts = {"host": 0, "azurite": 0}
     storage = Azurite(tmp_path / "azurite").start()
     host = None

@@ -254,7 +254,8 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
         )
 
     async def writes(request: Request) -> Response:
-        return JSONResponse({"writes": [{"at": at, "app": app} for at, app in emulator.throttle.write_log]})
+        log = emulator.throttle.write_log
+        return JSONResponse({"writes": [{"at": at, "app": app, "family": family} for at, app, family in log]})
 
     routes = [
         Route("/_emulator/writes", guarded(writes)),

@@ -8,7 +8,11 @@ from typing import Any
 
 @dataclass(slots=True)
 class ThrottleConfig:
-    """Intune's documented budgets for enrollment resources, per 20 s window."""
+    """Intune's documented budgets for enrollment resources (``/deviceManagement``), per 20 s window, and
+    Entra ID's, kept apart as Graph keeps them (autopilot-graph-facts.md, Throttling; Microsoft Graph
+    "throttling-limits": Entra ID is limited per app and tenant in resource units per 10 s and in writes,
+    3,000 per 2 min 30 s). Entra requests are counted at one resource unit each: a simplification that is
+    stricter than Graph for the cheap reads the product makes."""
 
     enabled: bool = True
     window_seconds: float = 20.0
@@ -16,6 +20,10 @@ class ThrottleConfig:
     tenant_writes: int = 200
     app_requests: int = 1000
     tenant_requests: int = 2000
+    entra_window_seconds: float = 150.0
+    entra_app_writes: int = 3000
+    entra_requests_window_seconds: float = 10.0
+    entra_app_requests: int = 3500
 
 
 @dataclass(slots=True)

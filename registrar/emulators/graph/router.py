@@ -143,7 +143,8 @@ class GraphRouter:
             return self._error(
                 400, "BadRequest", f"Resource not found for the segment '{request.path}'.", request_id, crid
             )
-        wait = self.throttle.admit(request.app, route.write)
+        family = "intune" if route.name.startswith(("importedIdentities", "autopilot")) else "entra"
+        wait = self.throttle.admit(request.app, route.write, family)
         if wait is not None:
             return self._error(
                 429,

@@ -1,4 +1,5 @@
-"""Token buckets per app and per tenant, as Intune documents its enrollment budgets."""
+"""Token buckets per app and per tenant: Intune's enrollment budgets for ``/deviceManagement``, and Entra
+ID's separate limits for everything else (devices, groups)."""
 
 from __future__ import annotations
 
@@ -25,31 +26,43 @@ class Throttle:
         self._config = config
         self._now = now
         self._buckets: dict[tuple[str, str], _Bucket] = {}
-        # Every admitted write as (time, app): lets tests check any window's total against a budget.
-        self.write_log: list[tuple[float, str]] = []
+        # Every admitted write as (time, app, family): tests check any window's total against a budget.
+        self.write_log: list[tuple[float, str, str]] = []
 
     def reset(self) -> None:
         self._buckets.clear()
         self.write_log.clear()
 
-    def admit(self, app: str, write: bool) -> float | None:
+    def admit(self, app: str, write: bool, family: str = "intune") -> float | None:
         """Take one token from each bucket the request counts against; otherwise the seconds to wait."""
         config = self._config
         if not config.enabled:
             if write:
-                self.write_log.append((self._now(), app))
+                self.write_log.append((self._now(), app, family))
             return None
-        budgets = [(("app-requests", app), config.app_requests), (("tenant-requests", ""), config.tenant_requests)]
-        if write:
-            budgets += [(("app-writes", app), config.app_writes), (("tenant-writes", ""), config.tenant_writes)]
+        if family == "intune":
+            window = config.window_seconds
+            budgets = [
+                (("app-requests", app), config.app_requests, window),
+                (("tenant-requests", ""), config.tenant_requests, window),
+            ]
+            if write:
+                budgets += [
+                    (("app-writes", app), config.app_writes, window),
+                    (("tenant-writes", ""), config.tenant_writes, window),
+                ]
+        else:
+            budgets = [(("entra-requests", app), config.entra_app_requests, config.entra_requests_window_seconds)]
+            if write:
+                budgets.append((("entra-writes", app), config.entra_app_writes, config.entra_window_seconds))
         now = self._now()
         wait = 0.0
         buckets = []
-        for key, capacity in budgets:
+        for key, capacity, seconds in budgets:
             bucket = self._buckets.get(key)
             if bucket is None or bucket.capacity != capacity:
                 bucket = self._buckets[key] = _Bucket(capacity, capacity, now)
-            rate = capacity / config.window_seconds
+            rate = capacity / seconds
             bucket.refill(now, rate)
             if bucket.tokens < 1:
                 wait = max(wait, (1 - bucket.tokens) / rate)
@@ -59,7 +72,7 @@ class Throttle:
         for bucket in buckets:
             bucket.tokens -= 1
         if write:
-            self.write_log.append((now, app))
+            self.write_log.append((now, app, family))
         return None
 
 
