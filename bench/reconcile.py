@@ -47,7 +47,9 @@ async def run(devices: int, drift: float) -> dict:
         for start in range(0, devices, 500):
             control.seed(devices=[{"serial": s, "groupTag": tag} for s in serials[start : start + 500]])
         control.seed(groups=[{"id": group, "displayName": "standard"}, {"id": kiosk, "displayName": "kiosk"}])
-        rt = Runtime.build(settings, sender=LocalServiceBusQueue(queue_service(settings), table_service(settings), "unused"))
+        rt = Runtime.build(
+            settings, sender=LocalServiceBusQueue(queue_service(settings), table_service(settings), "unused")
+        )
         for serial in serials:
             rt.store.create_device(
                 DeviceRecord(
