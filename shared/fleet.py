@@ -23,6 +23,7 @@ log = logging.getLogger("registrar.fleet")
 ACTIVE_WITHIN = timedelta(days=7)
 SYNC_INTERVAL = timedelta(minutes=10)
 MAX_LOOKUPS_PER_RUN = 1000  # Entra object lookups (one read each); the object id is cached once found
+NOT_IN_AUTOPILOT = "Not found in Autopilot: deleted or not visible yet"
 MAX_CHANGES_PER_RUN = 1000  # membership writes per run (Intune's budget is about 1,500 writes per 5 minutes)
 
 
@@ -103,9 +104,14 @@ async def _tag_and_state(
     record: AutopilotDevice | None,
     now: datetime,
     summary: FleetSummary,
-) -> None:
+) -> DeviceRecord:
     if record is None:
-        return  # not visible in Autopilot (yet, or deleted by hand): nothing to compare
+        # Normal, not a crash: the record appears a while after the import says "complete", and admins
+        # delete Autopilot records by hand (autopilot-graph-facts.md, Timing). Say so once, change nothing.
+        if device.message != NOT_IN_AUTOPILOT:
+            summary.changed_uploads.add(device.upload_id)
+            return store.update_device(device.serial, lambda d: setattr(d, "message", NOT_IN_AUTOPILOT)) or device
+        return device
     profile = profiles.profiles.get(device.profile)
     if profile and record.group_tag != profile.group_tag:
         try:
@@ -119,6 +125,7 @@ async def _tag_and_state(
         or device.autopilot_id != record.id
         or device.aad_device_id != record.aad_device_id
         or device.last_contacted != record.last_contacted
+        or device.message == NOT_IN_AUTOPILOT
     )
     if not changed:
         return device

@@ -161,3 +161,26 @@ async def test_throttled_membership_writes_are_deferred_not_failed(host, setting
     graph.ctl.configure(throttle={"enabled": False})
     await _run(host)
     assert len(_members(graph, STANDARD_GROUP)) == 30
+
+
+async def test_an_autopilot_record_deleted_by_hand_is_reported_not_a_crash(host, settings, graph):
+    import httpx
+
+    from shared.graph.credentials import DevelopmentCredential
+
+    await _registered(host, settings, ["FL-1", "FL-2"])
+    record = next(d for d in graph.ctl.state()["devices"] if d["serialNumber"] == "FL-1")
+    token = DevelopmentCredential().get_token().token
+    deleted = httpx.delete(
+        f"{graph.url}/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{record['id']}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert deleted.status_code in (200, 204)
+    run = await _run(host)  # must not raise
+    gone = host.runtime.store.get_device("FL-1")
+    assert gone.message == "Not found in Autopilot: deleted or not visible yet"
+    assert host.runtime.store.get_device("FL-2").state == DeviceState.READY
+    assert not [e for e in run.fleet.errors if "FL-2" in e]
+    writes = _writes(graph)
+    await _run(host)
+    assert _writes(graph) == writes  # said once: the next run writes nothing more for it
