@@ -196,16 +196,20 @@ async def _membership(
         return
     deferred = changes[MAX_CHANGES_PER_RUN:]  # the write budget is shared: the rest waits for the next run
     summary.deferred_changes = len(deferred)
-    for change, status in (await directory.apply_membership(changes[:MAX_CHANGES_PER_RUN])).items():
-        if 200 <= status < 300 or (change.add and status == 400) or (not change.add and status == 404):
+    for change, result in (await directory.apply_membership(changes[:MAX_CHANGES_PER_RUN])).items():
+        if result.done:
             if change.add:
                 summary.members_added += 1
             else:
                 summary.members_removed += 1
-        elif status == 429:
+        elif result.status == 429:
             summary.deferred_changes += 1  # throttled: the next run tries again
         else:
-            summary.errors.append(f"membership {'add' if change.add else 'remove'} {change.object_id}: HTTP {status}")
+            what = "add to" if change.add else "removal from"
+            summary.errors.append(
+                f"membership {what} group {change.group_id} of {change.object_id}: HTTP {result.status} "
+                f"{result.code}: {result.message}".strip()
+            )
 
 
 async def _sync_sparingly(store: StateStore, directory: DirectoryClient, now: datetime) -> bool:

@@ -4,7 +4,9 @@ membership changes, group-tag updates and the Autopilot sync."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
@@ -16,14 +18,29 @@ from msgraph.generated.device_management.windows_autopilot_device_identities.ite
 from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
 from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph_core import PageIterator
-from msgraph_core.requests.batch_request_content import BatchRequestContent
-from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 from .autopilot import GraphRefused, GraphUnavailable, classify
 
 BATCH_LIMIT = 20
+
+
+def beta_root(base_url: str) -> str:
+    """The beta root beside the configured v1.0 root (same host: Graph, a national cloud, the emulator)."""
+    root = base_url.rstrip("/")
+    return (root[: -len("/v1.0")] if root.endswith("/v1.0") else root) + "/beta"
+
+
+def _batch_item(item_id: str, change: MembershipChange) -> dict[str, Any]:
+    if change.add:
+        return {
+            "id": item_id,
+            "method": "POST",
+            "url": f"/groups/{change.group_id}/members/$ref",
+            "headers": {"Content-Type": "application/json"},
+            "body": {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{change.object_id}"},
+        }
+    return {"id": item_id, "method": "DELETE", "url": f"/groups/{change.group_id}/members/{change.object_id}/$ref"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +53,22 @@ class GroupInfo:
 class Member:
     object_id: str
     device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    status: int
+    code: str = ""
+    message: str = ""
+
+    @property
+    def done(self) -> bool:
+        """Succeeded, or there was nothing to do: adding a member that is one already ("...already exist..."),
+        removing one that is not (404, or 400 "...do not exist...": autopilot-graph-facts.md)."""
+        if 200 <= self.status < 300:
+            return True
+        text = self.message.casefold()
+        return (self.status == 400 and ("already exist" in text or "do not exist" in text)) or self.status == 404
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,61 +130,73 @@ class DirectoryClient:
         except Exception as error:  # noqa: BLE001
             raise classify(error) from error
 
-    async def apply_membership(self, changes: list[MembershipChange], rounds: int = 2) -> dict[MembershipChange, int]:
-        """JSON $batch, at most 20 changes per request; returns each change's final HTTP status.
+    async def apply_membership(
+        self, changes: list[MembershipChange], rounds: int = 2
+    ) -> dict[MembershipChange, ItemResult]:
+        """JSON $batch, at most 20 changes per request; returns each change's final result (status, code,
+        message from the item's own error body, so a report can say why).
 
         Each batch item is throttled on its own: items answered 429 are sent again after their Retry-After
         (a few rounds; what is still throttled is left for the next run)."""
-        statuses: dict[MembershipChange, int] = {}
+        results: dict[MembershipChange, ItemResult] = {}
         pending = list(changes)
         for attempt in range(rounds):
-            waits = await self._membership_round(pending, statuses)
-            pending = [c for c in pending if statuses.get(c) == 429]
+            waits = await self._membership_round(pending, results)
+            pending = [c for c in pending if results[c].status == 429]
             if not pending or attempt == rounds - 1:
                 break
             await asyncio.sleep(min(max(waits, 1.0), 5.0))  # longer waits: the next run continues
-        return statuses
+        return results
 
-    async def _membership_round(self, changes: list[MembershipChange], statuses: dict[MembershipChange, int]) -> float:
+    async def _membership_round(
+        self, changes: list[MembershipChange], results: dict[MembershipChange, ItemResult]
+    ) -> float:
         longest_wait = 0.0
         for start in range(0, len(changes), BATCH_LIMIT):
             chunk = changes[start : start + BATCH_LIMIT]
-            content = BatchRequestContent()
-            for index, change in enumerate(chunk):
-                members = self._client.groups.by_group_id(change.group_id).members
-                if change.add:
-                    body = ReferenceCreate(
-                        odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{change.object_id}"
-                    )
-                    info = members.ref.to_post_request_information(body)
-                else:
-                    info = members.by_directory_object_id(change.object_id).ref.to_delete_request_information()
-                content.add_request(str(index), BatchRequestItem(request_information=info, id=str(index)))
-            try:
-                result = await self._client.batch.post(content)
-            except Exception as error:  # noqa: BLE001
-                raise classify(error) from error
+            answers = await self._post_batch([_batch_item(str(index), change) for index, change in enumerate(chunk)])
             throttled_in_chunk = 0
             for index, change in enumerate(chunk):
-                item = (result.responses or {}).get(str(index))
-                statuses[change] = int(item.status) if item and item.status else 0
-                throttled_in_chunk += statuses[change] == 429
-                if statuses[change] == 429:
-                    headers = {k.lower(): v for k, v in ((item.headers if item else None) or {}).items()}
+                answer = answers.get(str(index), {})
+                error = (answer.get("body") or {}).get("error") or {} if isinstance(answer.get("body"), dict) else {}
+                results[change] = ItemResult(
+                    int(answer.get("status") or 0), error.get("code", ""), error.get("message", "")
+                )
+                if results[change].status == 429:
+                    throttled_in_chunk += 1
+                    headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
                     try:
                         longest_wait = max(longest_wait, float(headers.get("retry-after", 1)))
                     except (TypeError, ValueError):
                         longest_wait = max(longest_wait, 1.0)
             if throttled_in_chunk == len(chunk):  # the budget is spent: stop sending, mark the rest throttled
                 for rest in changes[start + BATCH_LIMIT :]:
-                    statuses[rest] = 429
+                    results[rest] = ItemResult(429, "TooManyRequests", "not sent: the budget was spent")
                 break
         return longest_wait
 
-    async def sync(self) -> bool:
-        """Ask Intune to sync Autopilot devices. False when it says "not now" (409 running, 429 too soon)."""
+    async def _post_batch(self, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """POST /$batch with items built here, as the JSON batching docs spell them: relative URLs and only
+        the documented properties (msgraph-core's BatchRequestContent adds a ``depends_on`` property)."""
         adapter = self._client.request_adapter
-        info = RequestInformation(Method.POST, f"{adapter.base_url}/deviceManagement/windowsAutopilotSettings/sync")
+        info = RequestInformation(Method.POST, f"{adapter.base_url}/$batch")
+        info.headers.try_add("Content-Type", "application/json")
+        info.content = json.dumps({"requests": requests}).encode()
+        try:
+            raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
+        except Exception as error:  # noqa: BLE001
+            raise classify(error) from error
+        return {str(r.get("id")): r for r in json.loads(raw or b"{}").get("responses", [])}
+
+    async def sync(self) -> bool:
+        """Ask Intune to sync Autopilot devices. False when it says "not now" (409 running, 429 too soon).
+
+        The only beta call: ``windowsAutopilotSettings`` exists in beta, not in v1.0 (Graph's published v1.0
+        schema has no such entity set; every public tool calls /beta)."""
+        adapter = self._client.request_adapter
+        info = RequestInformation(
+            Method.POST, f"{beta_root(adapter.base_url)}/deviceManagement/windowsAutopilotSettings/sync"
+        )
         from kiota_http.middleware.options import RetryHandlerOption
 
         info.add_request_options([RetryHandlerOption(max_retries=0)])

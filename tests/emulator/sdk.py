@@ -52,8 +52,14 @@ async def send_raw(
     await adapter.send_no_response_content_async(info, ERRORS)
 
 
-async def sync(client: GraphServiceClient, retries: bool = False) -> None:
-    await send_raw(client, Method.POST, "/deviceManagement/windowsAutopilotSettings/sync", retries=retries)
+async def sync(client: GraphServiceClient, retries: bool = False, version: str = "beta") -> None:
+    """The Autopilot sync, on /beta where it exists (v1.0 has no windowsAutopilotSettings)."""
+    adapter = client.request_adapter
+    root = adapter.base_url.rstrip("/").removesuffix("/v1.0") + f"/{version}"
+    info = RequestInformation(Method.POST, f"{root}/deviceManagement/windowsAutopilotSettings/sync")
+    if not retries:
+        info.add_request_options(no_retry())
+    await adapter.send_no_response_content_async(info, ERRORS)
 
 
 async def all_pages(client: GraphServiceClient, first) -> list:

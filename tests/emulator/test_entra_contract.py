@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
 from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
@@ -12,6 +13,7 @@ from msgraph_core import PageIterator
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 
+from shared.graph.directory import DirectoryClient
 from tests.emulator.sdk import all_pages, identity, import_many, no_retry, sync
 
 pytestmark = pytest.mark.anyio
@@ -124,40 +126,86 @@ async def test_manual_membership_change_through_the_control_api(client, emulator
 async def test_batch_runs_each_request_through_the_same_handlers(client, emulator):
     devices = await _register(client, emulator, ["PF-1", "PF-2"])
     group = await _group(client, "Batch")
-    content = BatchRequestContent()
-    for device in devices.values():
+    directory = DirectoryClient(client)
+    items = []
+    for n, device in enumerate(devices.values()):
         (entra,) = await _entra(client, device.azure_active_directory_device_id)
-        info = client.groups.by_group_id(group.id).members.ref.to_post_request_information(_ref(emulator, entra.id))
-        content.add_request(None, BatchRequestItem(request_information=info))
-    missing = client.groups.by_group_id("no-such-group").members.ref.to_post_request_information(_ref(emulator, "x"))
-    content.add_request("missing", BatchRequestItem(request_information=missing, id="missing"))
-    result = await client.batch.post(content)
-    statuses = {key: item.status for key, item in result.responses.items()}
+        items.append(_add_item(str(n), group.id, entra.id))
+    items.append(_add_item("missing", "no-such-group", "x"))
+    answers = await directory._post_batch(items)
+    statuses = {key: item["status"] for key, item in answers.items()}
     assert statuses.pop("missing") == 404
+    assert answers["missing"]["body"]["error"]["code"]  # the item's own error body comes back
     assert sorted(statuses.values()) == [204, 204]
     assert len((await client.groups.by_group_id(group.id).members.get()).value) == 2
     counters = emulator.ctl.counters()["requests"]
     assert counters["POST groups.members.add 204"] == 2
 
 
+def _add_item(item_id: str, group_id: str, object_id: str) -> dict:
+    body = {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{object_id}"}
+    return {
+        "id": item_id,
+        "method": "POST",
+        "url": f"/groups/{group_id}/members/$ref",
+        "body": body,
+        "headers": {"Content-Type": "application/json"},
+    }
+
+
+def _raw_batch(emulator, requests: list) -> httpx.Response:
+    return httpx.post(f"{emulator.url}/v1.0/$batch", headers={"Authorization": "Bearer t"}, json={"requests": requests})
+
+
 async def test_batch_refuses_more_than_20_requests(client, emulator):
+    ok = _raw_batch(emulator, [{"id": str(n), "method": "GET", "url": "/devices"} for n in range(20)])
+    assert ok.status_code == 200 and len(ok.json()["responses"]) == 20
     content = BatchRequestContent()
     for n in range(20):
         content.add_request(
             str(n), BatchRequestItem(request_information=client.devices.to_get_request_information(), id=str(n))
         )
-    assert len((await client.batch.post(content)).responses) == 20
     with pytest.raises(RuntimeError):  # the SDK enforces Graph's limit itself...
         content.add_request(
             "20", BatchRequestItem(request_information=client.devices.to_get_request_information(), id="20")
         )
     # ...and the emulator enforces it for clients that do not.
-    raw = httpx.post(
-        f"{emulator.url}/v1.0/$batch",
-        headers={"Authorization": "Bearer t"},
-        json={"requests": [{"id": str(n), "method": "GET", "url": "/devices"} for n in range(21)]},
-    )
+    raw = _raw_batch(emulator, [{"id": str(n), "method": "GET", "url": "/devices"} for n in range(21)])
     assert raw.status_code == 400 and "maximum" in raw.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("requests", "complaint"),
+    [
+        ([{"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/devices"}], "relative"),
+        ([{"id": "1", "method": "GET", "url": "/v1.0/devices"}], "relative"),
+        ([{"id": "1", "method": "GET", "url": "/devices"}, {"id": "1", "method": "GET", "url": "/groups"}], "unique"),
+        ([{"id": "1", "method": "GET", "url": "/devices", "depends_on": []}], "unknown property 'depends_on'"),
+        ([{"id": "1", "method": "GET", "url": "/devices", "dependsOn": ["2"]}], "dependsOn"),
+    ],
+)
+async def test_a_batch_graph_would_refuse_fails_as_a_whole(emulator, requests, complaint):
+    """JSON batching: relative URLs only, unique ids, dependsOn spelt and used as documented. msgraph-core's
+    BatchRequestContent writes ``depends_on`` (and older versions absolute URLs), so the product builds its
+    own items."""
+    answer = _raw_batch(emulator, requests)
+    assert answer.status_code == 400 and complaint in answer.json()["error"]["message"]
+
+
+async def test_the_sdk_batch_content_is_refused_because_it_writes_depends_on(client, emulator):
+    content = BatchRequestContent()
+    content.add_request("1", BatchRequestItem(request_information=client.devices.to_get_request_information(), id="1"))
+    with pytest.raises(APIError) as refused:  # msgraph-core maps no error class for $batch
+        await client.batch.post(content)
+    assert refused.value.response_status_code == 400
+
+
+async def test_sync_exists_only_on_beta(client, emulator):
+    with pytest.raises(ODataError) as missing:
+        await sync(client, version="v1.0")
+    assert missing.value.response_status_code == 400
+    assert "windowsAutopilotSettings" in missing.value.error.message
+    await sync(client)  # /beta
 
 
 async def test_sync_204_then_409_while_running_then_429_within_10_minutes(client, emulator):

@@ -96,6 +96,9 @@ class GraphEmulatorApp:
                     None,
                 ),
             )
+        problem = _batch_problem(requests)
+        if problem:
+            return GraphResponse(400, error_body("BadRequest", problem, "batch", None))
         responses = []
         statuses: dict[str, int] = {}
         for item in requests:
@@ -117,10 +120,7 @@ class GraphEmulatorApp:
     def _sub_request(outer: GraphRequest, item: dict[str, Any]) -> GraphRequest:
         url = str(item.get("url") or "")
         parts = urlsplit(url if "://" in url else "http://x/" + url.lstrip("/"))
-        path = parts.path
-        for version in VERSIONS:  # tolerate absolute or versioned sub-request URLs
-            if path.startswith(f"/{version}/"):
-                path = path[len(version) + 1 :]
+        path = "/" + parts.path.lstrip("/")
         headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
         headers.setdefault("client-request-id", outer.headers.get("client-request-id", ""))
         return GraphRequest(
@@ -133,6 +133,39 @@ class GraphEmulatorApp:
             base_url=outer.base_url,
             app=outer.app,
         )
+
+
+_ITEM_PROPERTIES = {"id", "method", "url", "headers", "body", "dependsOn"}
+
+
+def _batch_problem(requests: list[Any]) -> str | None:
+    """What makes Graph refuse a JSON batch as a whole (learn.microsoft.com/graph/json-batching): each item
+    has an ``id`` unique in the batch, a ``method`` and a ``url`` *relative* to the version root; only the
+    documented properties (``dependsOn`` so spelt, naming ids of the same batch). Absolute or versioned
+    URLs, which some SDKs produce (msgraph-sdk-python#1015, msgraph-sdk-python-core#1116), are refused.
+    Where Graph's exact answer is not documented the emulator is stricter: any of these fails the batch."""
+    seen: set[str] = set()
+    for index, item in enumerate(requests):
+        if not isinstance(item, dict):
+            return f"Invalid batch payload format: request {index} is not an object."
+        unknown = sorted(set(item) - _ITEM_PROPERTIES)
+        if unknown:
+            return f"Invalid batch payload format: unknown property '{unknown[0]}' in request {index}."
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            return f"Invalid batch payload format: request {index} has no id."
+        if item_id in seen:
+            return f"Batch request ids must be unique: '{item_id}' appears more than once."
+        seen.add(item_id)
+        if not item.get("method") or not isinstance(item.get("url"), str) or not item["url"]:
+            return f"Invalid batch payload format: request {item_id} needs a method and a url."
+        url = item["url"]
+        if "://" in url or any(url.lstrip("/").startswith(f"{v}/") for v in VERSIONS):
+            return f"Invalid request URL '{url}': batch request URLs must be relative to the version root."
+        depends = item.get("dependsOn", [])
+        if not isinstance(depends, list) or any(str(d) not in seen - {item_id} for d in depends):
+            return f"Invalid dependsOn in request {item_id}: it must list ids of earlier requests."
+    return None
 
 
 async def _send(send: Send, response: GraphResponse) -> None:

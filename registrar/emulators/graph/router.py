@@ -143,6 +143,11 @@ class GraphRouter:
             return self._error(
                 400, "BadRequest", f"Resource not found for the segment '{request.path}'.", request_id, crid
             )
+        if route.name.startswith("autopilotSettings") and request.version != "beta":
+            # windowsAutopilotSettings is not in the published v1.0 schema: only /beta has it.
+            return self._error(
+                400, "BadRequest", "Resource not found for the segment 'windowsAutopilotSettings'.", request_id, crid
+            )
         family = "intune" if route.name.startswith(("importedIdentities", "autopilot")) else "entra"
         wait = self.throttle.admit(request.app, route.write, family)
         if wait is not None:
