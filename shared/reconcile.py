@@ -124,7 +124,10 @@ def _registered(
 
 
 def _failed(store: StateStore, device: DeviceRecord, record: ImportedRecord) -> None:
-    code, message = describe_import_error(record.error_code, record.error_name, record.id)
+    # The call support can trace is the import that carried the device (kept by register), not the record.
+    code, message = describe_import_error(
+        record.error_code, record.error_name, device.import_request_id, device.import_requested_at.removesuffix("Z")
+    )
 
     def apply(d: DeviceRecord) -> None:
         d.state = DeviceState.FAILED

@@ -201,7 +201,7 @@ async def _within(deadline: float, clock: Callable[[], float], call, what: str):
 
 async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> list[DeviceOutcome]:
     try:
-        records = await _within(deadline, ctx.clock, ctx.graph.import_devices([w.message for w in todo]), "import")
+        result = await _within(deadline, ctx.clock, ctx.graph.import_devices([w.message for w in todo]), "import")
     except GraphUnavailable as error:
         return await _reschedule(todo, ctx, error, maybe_applied=error.maybe_applied)
     except GraphRefused as error:
@@ -211,7 +211,7 @@ async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> l
                 outcomes += await _import([item], ctx, deadline)
             return outcomes
         return [_refused(todo[0], ctx.store, error)]
-    by_serial = {serial_key(r.serial): r for r in records}
+    by_serial = {serial_key(r.serial): r for r in result.records}
     outcomes = []
     missing = []
     for item in todo:
@@ -219,7 +219,7 @@ async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> l
         if record is None:
             missing.append(item)
             continue
-        _mark_pending(ctx.store, item.message, record)
+        _mark_pending(ctx.store, item.message, record, (result.request_id, result.at))
         outcomes.append(DeviceOutcome(item.delivery, "registered", "imported", item.message.serial))
     if missing:
         error = GraphUnavailable("Graph did not return an import record for this device", maybe_applied=True)
@@ -227,10 +227,14 @@ async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> l
     return outcomes
 
 
-def _mark_pending(store: StateStore, message: RegistrationMessage, record: ImportedRecord) -> None:
+def _mark_pending(
+    store: StateStore, message: RegistrationMessage, record: ImportedRecord, call: tuple[str, str] = ("", "")
+) -> None:
     def pending(device: DeviceRecord) -> None:
         device.state = DeviceState.PENDING
         device.import_id = record.id
+        if call[0]:
+            device.import_request_id, device.import_requested_at = call
         device.error_code = ""
         device.message = "Registration Pending: Intune is processing the import"
         device.pending_since = now_iso()

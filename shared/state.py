@@ -68,6 +68,8 @@ class DeviceRecord:
     assigned_user: str = ""
     product_key: str = ""
     import_id: str = ""
+    import_request_id: str = ""  # Graph's request-id of the import call that carried the device
+    import_requested_at: str = ""  # and when it answered (UTC)
     autopilot_id: str = ""
     aad_device_id: str = ""
     entra_object_id: str = ""

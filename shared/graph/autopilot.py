@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_http.middleware.options import RetryHandlerOption
+from kiota_http.middleware.options import HeadersInspectionHandlerOption, RetryHandlerOption
 from msgraph import GraphServiceClient
 from msgraph.generated.device_management.imported_windows_autopilot_device_identities.import_.import_post_request_body import (  # noqa: E501
     ImportPostRequestBody,
@@ -46,6 +47,14 @@ class GraphRefused(Exception):
     def __init__(self, status: int, code: str, message: str, request_id: str = "") -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.request_id = status, code, message, request_id
+        self.at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # when Graph refused: support asks for it
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    records: list[ImportedRecord]
+    request_id: str  # Graph's request-id of the import call
+    at: str  # when it answered, UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +112,10 @@ class AutopilotClient:
         self._client = client
         self._imports = client.device_management.imported_windows_autopilot_device_identities
 
-    async def import_devices(self, messages: list[RegistrationMessage]) -> list[ImportedRecord]:
-        """One ``import`` action for the whole batch: one write against the throttle budget, not N."""
+    async def import_devices(self, messages: list[RegistrationMessage]) -> ImportResult:
+        """One ``import`` action for the whole batch: one write against the throttle budget, not N. The
+        answer's ``request-id`` and time are kept: they are what Microsoft support asks for if an import
+        fails later."""
         body = ImportPostRequestBody(
             imported_windows_autopilot_device_identities=[
                 ImportedWindowsAutopilotDeviceIdentity(
@@ -119,12 +130,16 @@ class AutopilotClient:
         )
         # No SDK retries: kiota's retry handler would repeat the POST on 503/504, which may import twice.
         # Register decides: 429 -> a scheduled copy, a maybe-applied failure -> look the devices up first.
-        config = RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
+        inspect = HeadersInspectionHandlerOption(inspect_response_headers=True)
+        config = RequestConfiguration(options=[RetryHandlerOption(max_retries=0), inspect])
         try:
             result = await self._imports.import_.post(body, config)
         except Exception as error:  # noqa: BLE001 - sorted by classify
             raise classify(error) from error
-        return [_record(item) for item in (result.value if result else [])]
+        headers = inspect.response_headers
+        request_id = next(iter(headers.get("request-id") or headers.get("client-request-id") or []), "")
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return ImportResult([_record(item) for item in (result.value if result else [])], request_id, at)
 
     async def list_imports(self) -> list[ImportedRecord]:
         """Every imported identity, following @odata.nextLink (one call per page, not per device)."""

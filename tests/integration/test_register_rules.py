@@ -186,3 +186,23 @@ async def test_a_same_name_reupload_keeps_the_first_uploads_report(host, setting
     latest = _json.loads(container.download_blob("_reports/standard/a.csv.result.json").readall())
     assert [r["serial"] for r in latest["rows"]] == ["RR-2", "RR-3"]
     assert latest["report"].removesuffix(".csv") + ".json" in own  # it names its own, kept report
+
+
+async def test_the_import_calls_request_id_and_time_are_kept_for_support(host, settings, graph):
+    import uuid
+
+    from shared.errors import describe_import_error
+
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("RR-1")]))
+    host.poll_uploads()
+    await host.drain_queue()
+    device = host.runtime.store.get_device("RR-1")
+    uuid.UUID(device.import_request_id)  # Graph's request-id header of the import call
+    assert device.import_requested_at.endswith("Z")
+    code, message = describe_import_error(0, "SomethingNew", device.import_request_id, device.import_requested_at[:-1])
+    assert code == "SomethingNew"
+    assert message == (
+        f"Unexpected error: contact support with request ID {device.import_request_id} "
+        f"(call at {device.import_requested_at[:-1]} UTC)"
+    )
+    assert device.import_id not in message  # the import record's id is not what support can trace
