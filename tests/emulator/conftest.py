@@ -22,9 +22,9 @@ def emulator():
 
 @pytest.fixture
 def client(emulator):
-    return graph_client(AsyncDevelopmentCredential(), emulator.url + "/v1.0")
+    return graph_client(AsyncDevelopmentCredential("contract-tests"), emulator.url + "/v1.0")
 
 
 @pytest.fixture
 def beta_client(emulator):
-    return graph_client(AsyncDevelopmentCredential(), emulator.url + "/beta")
+    return graph_client(AsyncDevelopmentCredential("contract-tests"), emulator.url + "/beta")

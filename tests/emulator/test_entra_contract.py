@@ -280,3 +280,22 @@ def test_graph_paths_require_a_bearer_token(emulator):
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
     assert httpx.get(f"{emulator.url}/_emulator/health").status_code == 200
+
+
+async def test_a_token_without_the_documented_permission_is_refused_with_403(emulator):
+    emulator.ctl.configure(app_roles={"dev.narrow": ["GroupMember.ReadWrite.All", "Device.Read.All"]})
+    group = "44444444-4444-4444-8444-444444444444"
+    emulator.ctl.seed(groups=[{"id": group, "displayName": "G"}])
+    body = {"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/x"}
+    added = httpx.post(
+        f"{emulator.url}/v1.0/groups/{group}/members/$ref", headers={"Authorization": "Bearer dev.narrow"}, json=body
+    )
+    assert added.status_code == 403
+    assert added.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert "Device.ReadWrite.All" in added.json()["error"]["message"]
+    created = httpx.post(  # the product's own token may not create groups: it is never granted Group.Create
+        f"{emulator.url}/v1.0/groups",
+        headers={"Authorization": "Bearer dev.autopilot-registrar-dev"},
+        json={"displayName": "x", "mailEnabled": False, "securityEnabled": True, "mailNickname": "x"},
+    )
+    assert created.status_code == 403

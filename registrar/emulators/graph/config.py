@@ -6,6 +6,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+def _product_grants() -> frozenset[str]:
+    from .permissions import PRODUCT_GRANTS
+
+    return PRODUCT_GRANTS
+
+
 @dataclass(slots=True)
 class ThrottleConfig:
     """Intune's documented budgets for enrollment resources (``/deviceManagement``), per 20 s window, and
@@ -48,6 +54,11 @@ class EmulatorConfig:
     page_size: int = 100
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # Application permissions (roles) per bearer token. The product's development token has exactly what
+    # infra grants in Azure; any other token (tests' scene setting, the anchors) has every permission.
+    app_roles: dict[str, list[str]] = field(
+        default_factory=lambda: {"dev.autopilot-registrar-dev": sorted(_product_grants())}
+    )
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply a partial update (the control API's ``PATCH /_emulator/config``)."""

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .faults import FaultInjector
+from .permissions import missing
 from .tenant import GraphError, Tenant
 from .throttle import Throttle, retry_after_header
 
@@ -143,6 +144,12 @@ class GraphRouter:
             return self._error(
                 400, "BadRequest", f"Resource not found for the segment '{request.path}'.", request_id, crid
             )
+        granted = self.tenant.config.app_roles.get(request.app)
+        lacking = missing(route.name, set(granted)) if granted is not None else []
+        if lacking:
+            # Graph's answer when the token's application permissions do not cover the call.
+            message = f"Insufficient privileges to complete the operation (needs {', '.join(lacking)})."
+            return self._error(403, "Authorization_RequestDenied", message, request_id, crid)
         if route.name.startswith("autopilotSettings") and request.version != "beta":
             # windowsAutopilotSettings is not in the published v1.0 schema: only /beta has it.
             return self._error(
