@@ -283,7 +283,14 @@ def test_graph_paths_require_a_bearer_token(emulator):
 
 
 async def test_a_token_without_the_documented_permission_is_refused_with_403(emulator):
-    emulator.ctl.configure(app_roles={"dev.narrow": ["GroupMember.ReadWrite.All", "Device.Read.All"]})
+    from registrar.emulators.graph.permissions import PRODUCT_GRANTS
+
+    emulator.ctl.configure(
+        app_roles={
+            "dev.narrow": ["GroupMember.ReadWrite.All", "Device.Read.All"],
+            "dev.autopilot-registrar-dev": sorted(PRODUCT_GRANTS),
+        }
+    )
     group = "44444444-4444-4444-8444-444444444444"
     emulator.ctl.seed(groups=[{"id": group, "displayName": "G"}])
     body = {"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/x"}
