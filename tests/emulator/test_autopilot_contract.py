@@ -214,3 +214,19 @@ async def test_enrollment_is_visible_after_the_control_api_enrolls(client, emula
     (device,) = (await client.device_management.windows_autopilot_device_identities.get()).value
     assert device.enrollment_state.value == "enrolled"
     assert device.last_contacted_date_time.isoformat().startswith("2026-11-20T10:00:00")
+
+
+def test_a_body_property_the_v1_schema_lacks_is_refused_as_graph_does(emulator):
+    import httpx
+
+    body = {"importedWindowsAutopilotDeviceIdentities": [{"serialNumber": "X-1", "hardwareHash": "AAAA"}]}
+    answer = httpx.post(
+        f"{emulator.url}/v1.0/deviceManagement/importedWindowsAutopilotDeviceIdentities/import",
+        headers={"Authorization": "Bearer t"},
+        json=body,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == (
+        "Could not find a property named 'hardwareHash' on type "
+        "'microsoft.graph.importedWindowsAutopilotDeviceIdentity'."
+    )

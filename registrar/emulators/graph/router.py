@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from . import schema
 from .faults import FaultInjector
 from .permissions import missing
 from .tenant import GraphError, Tenant
@@ -61,6 +62,32 @@ def error_body(code: str, message: str, request_id: str, client_request_id: str 
     if client_request_id:
         inner["client-request-id"] = client_request_id
     return {"error": {"code": code, "message": message, "innerError": inner}}
+
+
+_IMPORTED = "importedWindowsAutopilotDeviceIdentity"
+
+
+def _schema_problem(route: str, body: Any) -> str | None:
+    """A body property the published v1.0 schema does not have: Graph refuses the request with 400
+    ("Could not find a property named '...' on type '...'"). Source: schema/v1_0.json (derive.py)."""
+    unknown: tuple[str, str] | None = None
+    if route == "importedIdentities.create":
+        name = schema.unknown_property(_IMPORTED, body)
+        unknown = (name, f"microsoft.graph.{_IMPORTED}") if name else None
+    elif route == "importedIdentities.import":
+        name = schema.unknown_parameter(f"Collection({_IMPORTED})", "import", body)
+        unknown = (name, "microsoft.graph.import") if name else None
+        items = (body or {}).get("importedWindowsAutopilotDeviceIdentities") if isinstance(body, dict) else None
+        for item in items or []:
+            name = schema.unknown_property(_IMPORTED, item)
+            if unknown is None and name:
+                unknown = (name, f"microsoft.graph.{_IMPORTED}")
+    elif route == "autopilotDevices.updateDeviceProperties":
+        name = schema.unknown_parameter("windowsAutopilotDeviceIdentity", "updateDeviceProperties", body)
+        unknown = (name, "microsoft.graph.updateDeviceProperties") if name else None
+    if unknown is None:
+        return None
+    return f"Could not find a property named '{unknown[0]}' on type '{unknown[1]}'."
 
 
 class GraphRouter:
@@ -150,6 +177,9 @@ class GraphRouter:
             # Graph's answer when the token's application permissions do not cover the call.
             message = f"Insufficient privileges to complete the operation (needs {', '.join(lacking)})."
             return self._error(403, "Authorization_RequestDenied", message, request_id, crid)
+        problem = _schema_problem(route.name, request.body) if request.version == "v1.0" else None
+        if problem:
+            return self._error(400, "BadRequest", problem, request_id, crid)
         if route.name.startswith("autopilotSettings") and request.version != "beta":
             # windowsAutopilotSettings is not in the published v1.0 schema: only /beta has it.
             return self._error(

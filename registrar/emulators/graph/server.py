@@ -117,6 +117,7 @@ def cmd_graph_emulator(args: argparse.Namespace) -> int:
     config.faults.rate_503 = args.fault_rate
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = EmulatorServer(config, port=args.port, host=args.host)
+    server._socket.listen()  # accept connections from the moment the address is printed (uvicorn takes them)
     print(f"Graph emulator on {server.url} (Graph at {server.url}/v1.0, control at {server.url}/_emulator)", flush=True)
     server._server.run(sockets=[server._socket])  # foreground until Ctrl+C
     return 0
