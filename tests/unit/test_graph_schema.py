@@ -20,7 +20,7 @@ def test_every_v1_route_of_the_emulator_is_in_the_published_schema():
     table = v1_0()
     assert "msgraph-metadata" in table["origin"]
     assert "windowsAutopilotSettings" in table["absent"]
-    for method, pattern, name in routes():
+    for _method, pattern, name in routes():
         if name in BETA_ONLY:
             continue
         segments = [s for s in re.sub(r"\(\?P<\w+>\[\^/\]\+\)", "{id}", pattern).replace("\\", "").split("/") if s]
