@@ -3,7 +3,8 @@
 For each size: a synthetic portal CSV (registrar/synthetic.py) is uploaded to Azurite, then a fresh child
 process runs ``functions.ingest.main`` on a ``BlobClient`` for it, exactly as the blob trigger's SDK-type
 binding calls it (state in Azurite tables; the Service Bus sender discards, counting messages). The child
-reports its peak RSS (ru_maxrss) and its RSS before the handler ran (imports and clients), so the growth
+reports its peak RSS (VmHWM: ru_maxrss would include the parent's peak, Linux carries it into a forked
+child) and its RSS before the handler ran (imports and clients), so the growth
 due to the upload is visible on its own. Figures are printed, never asserted.
 
 Usage: python bench/ingest_memory.py [--rows 5000 200000] [--json]
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +26,15 @@ sys.path.insert(0, str(ROOT))
 
 CONTAINER = "device-uploads"
 PROFILES = {"profiles": {"standard": {"groupTag": "Standard", "groupId": "11111111-1111-4111-8111-111111111111"}}}
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries a parent's into a forked child."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def generate(path: Path, rows: int) -> None:
@@ -94,7 +103,7 @@ def child(connection: str, blob_name: str, prefix: str) -> dict:
         "file_mib": round(client.get_blob_properties().size / 2**20, 1),
         "seconds": round(elapsed, 1),
         "rss_before_mib": round(before, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 
 from .budget import WriteBudget, parse_budgets
 from .config import Settings, load_settings
@@ -19,6 +21,8 @@ from .queue import MessageSender, ServiceBusSender
 from .state import StateStore
 from .storage import blob_service, table_service
 
+REPORT_BLOCK_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(slots=True)
 class Runtime:
@@ -29,10 +33,20 @@ class Runtime:
     graph: AutopilotClient
     directory: DirectoryClient
 
-    def write_report(self, container: str, path: str, data: bytes, content_type: str) -> None:
-        self.blobs.get_blob_client(container, path).upload_blob(
-            data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
-        )
+    def write_report(self, container: str, path: str, data: bytes | BinaryIO, content_type: str) -> None:
+        """Small reports in one put; a report streamed from a file in 4 MiB blocks, so a 100,000-row
+        report is never read into memory whole (the SDK reads up to 64 MiB for a single put)."""
+        client = self.blobs.get_blob_client(container, path)
+        settings = ContentSettings(content_type=content_type)
+        if isinstance(data, bytes | bytearray):
+            client.upload_blob(data, overwrite=True, content_settings=settings)
+            return
+        blocks = []
+        while chunk := data.read(REPORT_BLOCK_BYTES):
+            block_id = base64.b64encode(f"{len(blocks):08d}".encode()).decode()
+            client.stage_block(block_id, chunk)
+            blocks.append(BlobBlock(block_id))
+        client.commit_block_list(blocks, content_settings=settings)
 
     @property
     def ingest(self) -> IngestContext:
