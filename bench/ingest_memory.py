@@ -23,28 +23,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-CONTAINER = "device-uploads"
-PROFILES = {"profiles": {"standard": {"groupTag": "Standard", "groupId": "11111111-1111-4111-8111-111111111111"}}}
-
-
-def peak_rss_mib() -> float:
-    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries a parent's into a forked child."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+from common import generate as _generate  # noqa: E402
+from common import peak_rss_mib  # noqa: E402
 
 
 def generate(path: Path, rows: int) -> None:
-    from registrar.synthetic import build_hash
+    _generate(path, rows, prefix="MEM", group_tag="Standard")
 
-    with open(path, "w", newline="") as fh:
-        fh.write("Device Serial Number,Windows Product ID,Hardware Hash,Group Tag,Assigned User\r\n")
-        for n in range(rows):
-            serial = f"MEM{n:08d}"
-            fh.write(f"{serial},,{build_hash(serial, seed=n)},Standard,\r\n")
+
+CONTAINER = "device-uploads"
+PROFILES = {"profiles": {"standard": {"groupTag": "Standard", "groupId": "11111111-1111-4111-8111-111111111111"}}}
 
 
 def rss_mib() -> float:

@@ -17,25 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def peak_rss_mib() -> float:
-    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries a parent's into a forked child."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def generate(path: Path, rows: int) -> None:
-    from registrar.synthetic import build_hash
-
-    with open(path, "w", newline="") as fh:
-        fh.write("Device Serial Number,Windows Product ID,Hardware Hash,Group Tag,Assigned User\r\n")
-        for n in range(rows):
-            serial = f"BENCH{n:08d}"
-            fh.write(f"{serial},,{build_hash(serial, seed=n)},,\r\n")
+from common import generate, peak_rss_mib  # noqa: E402
 
 
 def measure(path: str) -> dict[str, float]:
