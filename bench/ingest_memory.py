@@ -112,7 +112,7 @@ def main() -> None:
     from registrar.localhost.azurite import Azurite
 
     results = []
-    with Azurite() as storage, tempfile.TemporaryDirectory() as tmp:
+    with Azurite(in_memory=True) as storage, tempfile.TemporaryDirectory() as tmp:
         blobs = BlobServiceClient.from_connection_string(storage.connection_string)
         blobs.create_container(CONTAINER)
         for i, rows in enumerate(args.rows):

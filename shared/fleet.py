@@ -24,6 +24,7 @@ ACTIVE_WITHIN = timedelta(days=7)
 SYNC_INTERVAL = timedelta(minutes=10)
 MAX_LOOKUPS_PER_RUN = 1000  # Entra object lookups (one read each); the object id is cached once found
 NOT_IN_AUTOPILOT = "Not found in Autopilot: deleted or not visible yet"
+TAG_PROPAGATION = timedelta(minutes=30)  # a group tag sent is not sent again for this long
 MAX_CHANGES_PER_RUN = 1000  # membership writes per run (Intune's budget is about 1,500 writes per 5 minutes)
 
 
@@ -71,8 +72,8 @@ async def reconcile_fleet(
         return summary
     try:
         records = {serial_key(d.serial): d for d in await autopilot.list_devices()}
-    except GraphUnavailable as error:
-        summary.errors.append(str(error))
+    except (GraphUnavailable, GraphRefused) as error:  # recorded; the timer still refreshes the reports
+        summary.errors.append(f"listing Autopilot devices: {error}")
         return summary
     managed = [
         await _tag_and_state(store, directory, profiles, device, records.get(serial_key(device.serial)), now, summary)
@@ -80,8 +81,8 @@ async def reconcile_fleet(
     ]
     try:
         await _membership(store, directory, profiles, managed, summary)
-    except GraphUnavailable as error:
-        summary.errors.append(str(error))
+    except (GraphUnavailable, GraphRefused) as error:  # any refusal is recorded and the run goes on
+        summary.errors.append(f"group membership: {error}")
     if summary.tags_fixed or newly_registered:
         summary.synced = await _sync_sparingly(store, directory, now)
     log.info(
@@ -113,10 +114,14 @@ async def _tag_and_state(
             return store.update_device(device.serial, lambda d: setattr(d, "message", NOT_IN_AUTOPILOT)) or device
         return device
     profile = profiles.profiles.get(device.profile)
-    if profile and record.group_tag != profile.group_tag:
+    if profile and record.group_tag != profile.group_tag and not _tag_in_flight(device, profile.group_tag, now):
         try:
             await directory.update_group_tag(record.id, profile.group_tag)
             summary.tags_fixed += 1
+            # updateDeviceProperties shows in reads many minutes later (users report >10): remember it was
+            # sent, so the next runs do not send it again while it propagates.
+            sent = f"{profile.group_tag}@{now.isoformat(timespec='seconds')}"
+            device = store.update_device(device.serial, lambda d: setattr(d, "tag_sent", sent)) or device
         except (GraphUnavailable, GraphRefused) as error:
             summary.errors.append(f"{device.serial}: group tag: {error}")
     state = enrollment_state(record, now)
@@ -143,6 +148,17 @@ async def _tag_and_state(
         summary.state_changes += 1
         summary.changed_uploads.add(device.upload_id)
     return store.update_device(device.serial, apply) or device
+
+
+def _tag_in_flight(device: DeviceRecord, tag: str, now: datetime) -> bool:
+    """The same tag was sent within TAG_PROPAGATION: Graph has it, reads do not show it yet."""
+    sent_tag, _, at = device.tag_sent.rpartition("@")
+    if sent_tag != tag or not at:
+        return False
+    try:
+        return now - datetime.fromisoformat(at) < TAG_PROPAGATION
+    except ValueError:
+        return False
 
 
 async def _membership(

@@ -68,6 +68,7 @@ class DeviceRecord:
     assigned_user: str = ""
     product_key: str = ""
     import_id: str = ""
+    tag_sent: str = ""  # "<group tag>@<ISO time>": the last tag repair sent, while it propagates
     import_request_id: str = ""  # Graph's request-id of the import call that carried the device
     import_requested_at: str = ""  # and when it answered (UTC)
     autopilot_id: str = ""

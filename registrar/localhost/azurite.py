@@ -30,7 +30,12 @@ class Azurite:
     """``with Azurite() as storage:`` gives ``storage.connection_string``; data lives in ``location``
     (kept across restarts when you pass one, so a restart keeps blobs, queues and tables)."""
 
-    def __init__(self, location: Path | None = None, ports: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, location: Path | None = None, ports: dict[str, int] | None = None, in_memory: bool = False
+    ) -> None:
+        """``in_memory``: Azurite's --inMemoryPersistence, for benchmarks whose tables outgrow what Azurite can
+        write to disk as one JSON document (it then drops connections)."""
+        self.in_memory = in_memory
         self._own_location = location is None
         self.location = Path(location or tempfile.mkdtemp(prefix="azurite-"))
         self.ports: dict[str, int] = dict(ports or {})
@@ -53,6 +58,8 @@ class Azurite:
         ]
         for service in ("blob", "queue", "table"):
             args += [f"--{service}Port", str(self.ports.get(service, 0))]
+        if self.in_memory:
+            args.append("--inMemoryPersistence")
         # Azurite keeps each table in one in-memory document: 200,000 devices (with their hashes) outgrow
         # node's default heap, and Azurite then drops connections. Give it room (it is a test double).
         env = {**os.environ, "NODE_OPTIONS": os.environ.get("NODE_OPTIONS", "--max-old-space-size=8192")}

@@ -112,6 +112,8 @@ async def test_sync_is_called_sparingly_and_its_429_tolerated(host, settings, gr
     run = await _run(host)  # drift again within 10 minutes: no second sync
     assert run.fleet.tags_fixed == 1 and not run.fleet.synced and syncs() == 1
     host.runtime.store.put_meta("sync", {"last": (datetime.now(UTC) - timedelta(minutes=11)).isoformat()})
+    long_ago = (datetime.now(UTC) - timedelta(minutes=31)).isoformat(timespec="seconds")
+    host.runtime.store.update_device("PF-1", lambda d: setattr(d, "tag_sent", f"Standard@{long_ago}"))
     await host.runtime.directory.update_group_tag(graph.ctl.state()["devices"][0]["id"], "Drift")
     run = await _run(host)  # the emulator still refuses (its own 10-minute rule): tolerated, not an error
     assert run.fleet.tags_fixed == 1 and not run.fleet.synced and run.fleet.errors == []
@@ -184,3 +186,15 @@ async def test_an_autopilot_record_deleted_by_hand_is_reported_not_a_crash(host,
     writes = _writes(graph)
     await _run(host)
     assert _writes(graph) == writes  # said once: the next run writes nothing more for it
+
+
+async def test_a_group_tag_already_sent_is_not_sent_again_while_it_propagates(host, settings, graph):
+    await _registered(host, settings, ["PF-1"])
+    device = graph.ctl.state()["devices"][0]
+    await host.runtime.directory.update_group_tag(device["id"], "Tampered")
+    assert (await _run(host)).fleet.tags_fixed == 1
+    # Reads still show the old tag (updateDeviceProperties shows up many minutes later): the next runs wait.
+    await host.runtime.directory.update_group_tag(device["id"], "Tampered")
+    for _ in range(2):
+        assert (await _run(host)).fleet.tags_fixed == 0
+    assert host.runtime.store.get_device("PF-1").tag_sent.startswith("Standard@")
