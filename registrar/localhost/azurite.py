@@ -42,10 +42,10 @@ class Azurite:
         self._process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 30) -> Azurite:
+        where = ["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.location)]
         args = [
             str(azurite_binary()),
-            "--location",
-            str(self.location),
+            *where,
             "--skipApiVersionCheck",
             "--loose",
             "--disableProductStyleUrl",
@@ -58,8 +58,6 @@ class Azurite:
         ]
         for service in ("blob", "queue", "table"):
             args += [f"--{service}Port", str(self.ports.get(service, 0))]
-        if self.in_memory:
-            args.append("--inMemoryPersistence")
         # Azurite keeps each table in one in-memory document: 200,000 devices (with their hashes) outgrow
         # node's default heap, and Azurite then drops connections. Give it room (it is a test double).
         env = {**os.environ, "NODE_OPTIONS": os.environ.get("NODE_OPTIONS", "--max-old-space-size=8192")}
