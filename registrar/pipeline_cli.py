@@ -61,7 +61,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         else EmulatorServer(
             EmulatorConfig(
                 import_processing_seconds=args.processing_seconds, entra_delay_seconds=args.processing_seconds
-            )
+            ),
+            state_file=data / "graph-tenant.pickle",  # Graph keeps what it registered, like storage does
         )
     )
     try:
@@ -75,12 +76,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
             return 2
         if graph:
             control = graph.control()
-            control.seed(
-                groups=[
-                    {"id": p.group_id, "displayName": f"Autopilot {name}"}
-                    for name, p in settings.profiles.profiles.items()
-                ]
-            )
+            known = {g["id"] for g in control.state()["groups"]} if graph.restored else set()
+            missing = [
+                {"id": p.group_id, "displayName": f"Autopilot {name}"}
+                for name, p in settings.profiles.profiles.items()
+                if p.group_id not in known  # a restored tenant keeps its groups and their members
+            ]
+            if missing:
+                control.seed(groups=missing)
         endpoints = dict(re.findall(r"(\w+Endpoint)=([^;]+)", connection))
         if state_file:
             save_dev_state(env, graph_url, state_file, endpoints=endpoints, data=str(data), log=str(log_file))
@@ -90,7 +93,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         console.print(f"  portal                 {front.url}")
         for name, url in endpoints.items():
             console.print(f"  storage {name:<14} {url}")
-        console.print(f"  Graph emulator         {graph_url}")
+        console.print(
+            f"  Graph emulator         {graph_url}" + ("  (tenant restored)" if graph and graph.restored else "")
+        )
         console.print(f"  data                   {data}")
         console.print(f"  JSON log               {log_file}")
         console.print(f"  register instances     {args.workers}")
@@ -155,8 +160,11 @@ def _wait_for_upload(settings: Settings, upload_id: str, timeout: float) -> int:
         waiting = [d for d in devices if DeviceState(d.state) not in FINAL_FOR_DEMO]
         done = upload is not None and upload.status != "processing" and not waiting
         counts = Counter(DISPLAY[DeviceState(d.state)] for d in devices)
-        line = "received, not read yet" if upload is None else f"{upload.status}: " + (
-            ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no devices"
+        line = (
+            "received, not read yet"
+            if upload is None
+            else f"{upload.status}: "
+            + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no devices")
         )
         if line != last:
             print(line, flush=True)

@@ -84,3 +84,44 @@ def test_dev_prints_where_things_are_and_stops_within_two_seconds_of_ctrl_c(tmp_
     assert not state_file.exists()
     after = run_cli(env, "status")
     assert "no local stack is running" in after.stderr + after.stdout
+
+
+def test_a_restarted_dev_keeps_graph_and_storage_and_goes_on_reconciling(tmp_path):
+    from tests.helpers import csv_bytes, portal_row
+
+    state_file = tmp_path / "dev.json"
+    env = cli_env(state_file)
+    upload_file = tmp_path / "three.csv"
+    upload_file.write_bytes(csv_bytes([portal_row(f"RS-{n}") for n in range(3)]))
+
+    def ready_devices() -> list[str]:
+        devices = json.loads(run_cli(env, "status", "--json").stdout)["devices"]
+        return sorted(d["serial"] for d in devices if d["state"] == "Ready for user")
+
+    process, _ = start_dev(env, tmp_path / "data")
+    try:
+        assert run_cli(env, "upload", str(upload_file), "--profile", "standard").returncode == 0
+        deadline = time.monotonic() + 60
+        while ready_devices() != ["RS-0", "RS-1", "RS-2"]:
+            assert time.monotonic() < deadline, "devices never became Ready"
+            time.sleep(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    process, banner = start_dev(env, tmp_path / "data")
+    try:
+        assert any("tenant restored" in line for line in banner)
+        graph_url = json.loads(state_file.read_text())["graphUrl"]
+        import httpx
+
+        tenant = httpx.get(graph_url + "/_emulator/state").json()
+        assert sorted(d["serialNumber"] for d in tenant["devices"]) == ["RS-0", "RS-1", "RS-2"]
+        time.sleep(8)  # a few reconcile rounds against the restored tenant
+        assert ready_devices() == ["RS-0", "RS-1", "RS-2"]
+        log = (tmp_path / "data" / "registrar.log").read_text()
+        assert "local host trigger failed" not in log
+        messages = [d["message"] for d in json.loads(run_cli(env, "status", "--json").stdout)["devices"]]
+        assert not [m for m in messages if m.startswith("Not found in Autopilot")]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)

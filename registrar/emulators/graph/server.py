@@ -8,11 +8,13 @@ import logging
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
+from . import persistence
 from .app import GraphEmulatorApp
 from .config import EmulatorConfig
 
@@ -20,8 +22,17 @@ from .config import EmulatorConfig
 class EmulatorServer:
     """``with EmulatorServer(config) as graph:`` serves on a free loopback port; ``graph.url`` is the base."""
 
-    def __init__(self, config: EmulatorConfig | None = None, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        state_file: Path | None = None,
+    ) -> None:
+        """``state_file``: keep the tenant there across restarts (loaded at start, saved at stop)."""
         self.app = GraphEmulatorApp(config)
+        self.state_file = state_file
+        self.restored = bool(state_file) and persistence.load(self.app.tenant, state_file)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted connections inherit TCP_NODELAY (Linux). Without it a small reply written in two pieces
@@ -50,6 +61,8 @@ class EmulatorServer:
         if self._thread:
             self._thread.join(timeout=10)
         self._socket.close()
+        if self.state_file:  # the server thread has ended: nothing changes the tenant while it is saved
+            persistence.save(self.app.tenant, self.state_file)
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

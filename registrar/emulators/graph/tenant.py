@@ -37,15 +37,20 @@ class Clock:
 
     def __init__(self) -> None:
         self._offset = 0.0
+        self._monotonic_base = 0.0  # moves monotonic time only: a restored tenant continues its clock
 
     def now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self._offset)
 
     def monotonic(self) -> float:
-        return time.monotonic() + self._offset
+        return time.monotonic() + self._offset + self._monotonic_base
 
     def advance(self, seconds: float) -> None:
         self._offset += seconds
+
+    def continue_from(self, monotonic: float) -> None:
+        """Make ``monotonic()`` read ``monotonic`` now (after a restart, in a new process)."""
+        self._monotonic_base += monotonic - self.monotonic()
 
 
 @dataclass(slots=True)
