@@ -167,7 +167,9 @@ class LocalHost:
                 await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
 
     async def _poll_once(self) -> None:
-        await asyncio.to_thread(self.poll_uploads)
+        # Called in the upload poller's own thread: blocking it holds up nothing. (An executor thread would
+        # not: Python joins those at exit, so Ctrl+C would wait for a whole upload to finish.)
+        self.poll_uploads()
 
     def _timer_instance(self) -> Callable[[], Awaitable[None]]:
         rt = Runtime.build(self.settings, sender=self._queue())

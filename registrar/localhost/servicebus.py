@@ -19,7 +19,6 @@ The body travels in a small JSON envelope with the Service Bus properties the tr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -30,9 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import azure.functions as func
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableServiceClient
 from azure.functions.servicebus import ServiceBusMessage as FuncServiceBusMessage
 from azure.storage.queue import QueueMessage, QueueServiceClient
 
@@ -104,8 +102,12 @@ class LocalServiceBusQueue:
             self.send_raw(message.to_json(), message.message_id, enqueue_at)
 
     def send_raw(self, body: str, message_id: str, enqueue_at: datetime | None = None) -> bool:
-        """False when duplicate detection dropped it (the send itself succeeds, as on Service Bus)."""
-        if not self._first_within_window(message_id):
+        """False when duplicate detection dropped it (the send itself succeeds, as on Service Bus).
+
+        Service Bus records the MessageId and enqueues in one step. Here they are two writes, ordered so
+        that a crash in between can only let a second copy through (register ignores it), never record a
+        message that was not enqueued (which would then drop every resend of it for the whole window)."""
+        if self._seen_within_window(message_id):
             self.counters.duplicates_dropped += 1
             log.info("duplicate MessageId dropped", extra={"message_id": message_id})
             return False
@@ -119,34 +121,16 @@ class LocalServiceBusQueue:
         delay = (enqueue_at - now).total_seconds() if enqueue_at else 0
         visibility = min(_MAX_VISIBILITY, math.ceil(delay)) if delay > 0 else None
         self._queue.send_message(json.dumps(envelope), visibility_timeout=visibility)
+        self._ids.upsert_entity({"PartitionKey": "id", "RowKey": message_id, "sentAt": self._clock()})
         self.counters.sent += 1
         return True
 
-    def _first_within_window(self, message_id: str) -> bool:
-        now = self._clock()
-        for _ in range(5):
-            try:
-                self._ids.create_entity({"PartitionKey": "id", "RowKey": message_id, "sentAt": now})
-                return True
-            except ResourceExistsError:
-                pass
-            try:
-                seen = self._ids.get_entity("id", message_id)
-            except ResourceNotFoundError:
-                continue
-            if now - float(seen["sentAt"]) < self.duplicate_window:
-                return False
-            try:  # the earlier send left the window: this one counts as new
-                self._ids.update_entity(
-                    {"PartitionKey": "id", "RowKey": message_id, "sentAt": now},
-                    mode=UpdateMode.REPLACE,
-                    etag=seen.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return True
-            except (ResourceModifiedError, ResourceNotFoundError):
-                continue
-        return False
+    def _seen_within_window(self, message_id: str) -> bool:
+        try:
+            seen = self._ids.get_entity("id", message_id)
+        except ResourceNotFoundError:
+            return False
+        return self._clock() - float(seen["sentAt"]) < self.duplicate_window
 
     def close(self) -> None:
         pass  # the clients belong to the host; nothing to release per sender
@@ -273,7 +257,9 @@ class ServiceBusBatchTrigger:
         self.max_batch_size = max_batch_size
 
     async def run_once(self) -> BatchRun:
-        received = await asyncio.to_thread(self.queue.receive, self.max_batch_size)
+        # Storage calls run in the calling thread (each register instance has its own): executor threads
+        # would be joined at interpreter exit and hold up a Ctrl+C.
+        received = self.queue.receive(self.max_batch_size)
         run = BatchRun(received=len(received))
         if not received:
             return run
@@ -287,7 +273,7 @@ class ServiceBusBatchTrigger:
             settle = self.queue.complete
         for message in received:
             try:
-                await asyncio.to_thread(settle, message)
+                settle(message)
             except MessageLockLost:
                 run.lock_lost += 1
                 log.warning("message lock lost before settlement", extra={"message_id": message.message_id})

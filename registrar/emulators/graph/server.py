@@ -41,7 +41,10 @@ class EmulatorServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         self.url = f"http://{host}:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="critical", lifespan="off", access_log=False))
+        config_ = uvicorn.Config(
+            self.app, log_level="critical", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config_)  # stop() waits at most 1 s for clients' open connections
         self._thread: threading.Thread | None = None
 
     def start(self) -> EmulatorServer:
