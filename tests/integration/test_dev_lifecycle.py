@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def start_dev(env: dict[str, str], data: Path) -> tuple[subprocess.Popen, list[s
     for line in process.stdout:
         banner.append(line.rstrip())
         if line.startswith("upload with"):
+            # Keep reading, as a terminal would: a full pipe would block dev's one-line-per-event output.
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
             return process, banner
     raise AssertionError("dev did not start:\n" + "\n".join(banner))
 
@@ -125,3 +128,4 @@ def test_a_restarted_dev_keeps_graph_and_storage_and_goes_on_reconciling(tmp_pat
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
