@@ -17,16 +17,22 @@ import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
 from functions import ingest, reconcile, register, status
-from shared.config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, ConfigError, load_profiles
+from shared.config import ADMIN_CONTAINER, DATA_STORAGE, PARTNER_CONTAINER_PREFIX, ConfigError, load_profiles
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
+# The partner functions come from the profiles document (REGISTRAR_PROFILES), the same document Bicep
+# derives the partner containers and Event Grid subscriptions from. A missing or invalid document fails
+# indexing loudly (the worker reports this ConfigError; no function runs), never an app that indexes
+# without its partner functions while their events are dropped as FunctionNotFound.
+try:
+    _PARTNERS = sorted(load_profiles(os.environ).partners)
+except ConfigError as _error:
+    raise ConfigError(f"function app not indexed: {_error}") from None
+
 
 def _partners() -> list[str]:
-    try:
-        return sorted(load_profiles(os.environ).partners)
-    except ConfigError:
-        return []  # the first trigger to run reports the configuration error in full
+    return _PARTNERS
 
 
 def _containers() -> list[str]:
@@ -40,7 +46,7 @@ def _blob_function(container: str) -> None:
     @app.blob_trigger(
         arg_name="client",
         path=f"{container}/{{name}}",
-        connection="AzureWebJobsStorage",
+        connection=DATA_STORAGE,  # the data account (uploads); never the host's AzureWebJobsStorage
         source=func.BlobSource.EVENT_GRID,
     )
     def run(client: blob.BlobClient) -> None:

@@ -1,4 +1,5 @@
-"""Timer trigger: poll pending imports, keep the fleet as its profiles say, refresh reports."""
+"""Timer trigger: sweep for uploads the blob trigger missed, poll pending imports, keep the fleet as its
+profiles say, refresh reports."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
+from functions import ingest
 from shared.fleet import FleetSummary, reconcile_fleet
 from shared.reconcile import ReconcileSummary, delete_processed_imports, reconcile_imports
 from shared.redrive import RedriveSummary, redrive_stuck
 from shared.report_refresh import refresh_reports
 from shared.runtime import Runtime, runtime
 from shared.state import now_iso
+from shared.storage import queue_service
+from shared.sweep import SweepSummary, sweep_uploads
 
 
 @dataclass(slots=True)
@@ -19,12 +23,15 @@ class ReconcileRun:
     imports: ReconcileSummary
     fleet: FleetSummary
     redrive: RedriveSummary
+    sweep: SweepSummary | None = None
 
 
 async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> ReconcileRun:
     rt = rt or runtime()
     settings = rt.settings
     started = now_iso()
+    # First, uploads whose blob-trigger event never ran (dropped, dead-lettered, host down): O(new events).
+    sweep = sweep_uploads(settings, rt.blobs, queue_service(settings), rt.store, lambda client: ingest.main(client, rt))
     # Devices change outside this run too (register failing one, an admin's retry): their uploads'
     # reports must show it, so every upload with a device changed since the last refresh is refreshed.
     since = rt.store.get_meta("reports").get("refreshedAt", "0")
@@ -41,4 +48,4 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
     if changed or imports.registered or imports.failed:
         refresh_reports(rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners))
         rt.store.put_meta("reports", {"refreshedAt": started})
-    return ReconcileRun(imports, fleet, redrive)
+    return ReconcileRun(imports, fleet, redrive, sweep)

@@ -20,6 +20,10 @@ from shared.intake.validate import GROUP_TAG_PATTERN, MAX_GROUP_TAG
 ADMIN_CONTAINER = "device-uploads"
 PARTNER_CONTAINER_PREFIX = "partner-"
 REPORTS_PREFIX = "_reports/"
+# The data account (uploads, reports, state, the upload-event journal): the app's own clients and the blob
+# trigger's ``connection=`` read this connection. The host's own account is AzureWebJobsStorage.
+DATA_STORAGE = "DataStorage"
+HOST_STORAGE = "AzureWebJobsStorage"
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -79,9 +83,9 @@ class ProfilesDocument(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class StorageEndpoints:
-    """Identity-based storage, as the Functions host and the blob SDK-type binding read it:
-    ``AzureWebJobsStorage__{blob,queue,table}ServiceUri`` with ``__credential=managedidentity`` and
-    ``__clientId`` (a user-assigned identity). ``client_id`` None means DefaultAzureCredential's own choice."""
+    """Identity-based storage, as the Functions host and the blob SDK-type binding read a connection:
+    ``<conn>__{blob,queue,table}ServiceUri`` with ``__credential=managedidentity`` and ``__clientId`` (a
+    user-assigned identity). ``client_id`` None means DefaultAzureCredential's own choice."""
 
     blob: str
     queue: str
@@ -92,7 +96,9 @@ class StorageEndpoints:
 @dataclass(frozen=True, slots=True)
 class Settings:
     profiles: ProfilesDocument
-    storage_connection: str | None  # a connection string (local), or None with storage_endpoints (Azure)
+    # The DATA account (DataStorage): uploads, reports, state tables, upload-event journal. A connection
+    # string (local), or None with storage_endpoints (Azure, managed identity).
+    storage_connection: str | None
     storage_endpoints: StorageEndpoints | None
     servicebus_connection: str | None
     servicebus_namespace: str | None
@@ -108,6 +114,17 @@ class Settings:
     duplicate_window_seconds: float = 3600.0
     max_attempts: int = 5  # Graph attempts per device before it is "Registration failed" (retryable)
     graph_write_budget: str = "intune=100/20,entra=3000/150"  # shared by every instance; "" = none
+    max_delivery_count: int = 5  # the registration queue's maxDeliveryCount (Bicep passes the queue's own)
+    # Every BlobCreated event of the upload containers, journaled by a second Event Grid subscription per
+    # container into this storage queue of the data account; the reconcile sweep drains it (shared/sweep.py).
+    upload_events_queue: str = "upload-events"
+    # Where Event Grid dead-letters the events it could not deliver (blob container in the data account).
+    upload_deadletter_container: str = "upload-events-deadletter"
+    # A journaled upload without a record is left to the blob trigger this long before the sweep ingests it.
+    sweep_grace_seconds: float = 120.0
+    # The host's own storage (AzureWebJobsStorage) as a connection string: read only by the local host
+    # (its blob-trigger queue); in Azure only the Functions host reads it.
+    host_storage_connection: str | None = None
 
     @property
     def containers(self) -> list[str]:
@@ -119,11 +136,12 @@ SETTING_NAMES = (
     "REGISTRAR_PROFILES",
     "REGISTRAR_PROFILES_FILE",
     "AzureWebJobsStorage",
-    "AzureWebJobsStorage__blobServiceUri",
-    "AzureWebJobsStorage__queueServiceUri",
-    "AzureWebJobsStorage__tableServiceUri",
-    "AzureWebJobsStorage__credential",
-    "AzureWebJobsStorage__clientId",
+    "DataStorage",
+    "DataStorage__blobServiceUri",
+    "DataStorage__queueServiceUri",
+    "DataStorage__tableServiceUri",
+    "DataStorage__credential",
+    "DataStorage__clientId",
     "ServiceBusConnection",
     "ServiceBusConnection__fullyQualifiedNamespace",
     "REGISTRATION_QUEUE",
@@ -137,11 +155,23 @@ SETTING_NAMES = (
     "SERVICEBUS_DUPLICATE_WINDOW",
     "REGISTRATION_MAX_ATTEMPTS",
     "GRAPH_WRITE_BUDGET",
+    "SERVICEBUS_MAX_DELIVERY_COUNT",
+    "UPLOAD_EVENTS_QUEUE",
+    "UPLOAD_DEADLETTER_CONTAINER",
 )
 # Read only when running locally (connection strings, a profiles file); Azure uses the others.
-LOCAL_ONLY_SETTINGS = ("REGISTRAR_PROFILES_FILE", "AzureWebJobsStorage", "ServiceBusConnection")
+LOCAL_ONLY_SETTINGS = ("REGISTRAR_PROFILES_FILE", "AzureWebJobsStorage", "DataStorage", "ServiceBusConnection")
+# The host's storage (keys, deployment package, blob-trigger host queue): read by the Functions host only,
+# never by our code in Azure; Bicep must set them (tests/unit/test_infra_settings.py).
+HOST_STORAGE_SETTINGS = (
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+)
 # Read by the Functions host, the Azure SDK credential chain or Application Insights, not by our code.
-PLATFORM_SETTINGS = (
+PLATFORM_SETTINGS = HOST_STORAGE_SETTINGS + (
     "ServiceBusConnection__credential",
     "ServiceBusConnection__clientId",
     "AZURE_CLIENT_ID",
@@ -199,6 +229,12 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         parse_budgets(budget)
     except ValueError as error:
         raise ConfigError(f"GRAPH_WRITE_BUDGET: {error}") from None
+    try:
+        deliveries = int(env.get("SERVICEBUS_MAX_DELIVERY_COUNT", "5"))
+    except ValueError:
+        deliveries = 0
+    if not 1 <= deliveries <= 100:
+        raise ConfigError("SERVICEBUS_MAX_DELIVERY_COUNT must be the queue's maxDeliveryCount, a whole number 1-100")
     lock = duration_seconds("SERVICEBUS_LOCK_DURATION", env.get("SERVICEBUS_LOCK_DURATION", "PT5M"))
     if lock < 5:
         raise ConfigError("SERVICEBUS_LOCK_DURATION must be at least 5 seconds (Service Bus allows PT5S to PT5M)")
@@ -209,44 +245,66 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         ),
         "max_attempts": attempts,
         "graph_write_budget": budget,
+        "max_delivery_count": deliveries,
     }
 
 
-_STORAGE = "AzureWebJobsStorage"
 # The one form the host, the blob SDK-type binding and the app all read: the service URIs. The binding
 # resolves <conn>, <conn>__serviceUri or <conn>__blobServiceUri (plus __credential/__clientId); __accountName
 # is not a general form there (1.1.2 special-cases it for AzureWebJobsStorage only, older releases not at
-# all), and a blob trigger with __blobServiceUri also needs __queueServiceUri (its host queue).
+# all), and a blob trigger with __blobServiceUri also needs __queueServiceUri (its poison queue lives in the
+# triggering blob's account: docs/blob-trigger.md).
 _SERVICE_URIS = ("blobServiceUri", "queueServiceUri", "tableServiceUri")
 
 
-def storage_endpoints(env: Mapping[str, str]) -> StorageEndpoints:
-    uris = {name: (env.get(f"{_STORAGE}__{name}") or "").rstrip("/") for name in _SERVICE_URIS}
-    missing = [f"{_STORAGE}__{name}" for name, uri in uris.items() if not uri]
+def storage_endpoints(env: Mapping[str, str], connection: str = DATA_STORAGE) -> StorageEndpoints:
+    uris = {name: (env.get(f"{connection}__{name}") or "").rstrip("/") for name in _SERVICE_URIS}
+    missing = [f"{connection}__{name}" for name, uri in uris.items() if not uri]
     if len(missing) == len(_SERVICE_URIS):
         raise ConfigError(
-            f"set {_STORAGE} (connection string) or {_STORAGE}__blobServiceUri, __queueServiceUri and "
+            f"set {connection} (connection string) or {connection}__blobServiceUri, __queueServiceUri and "
             "__tableServiceUri (managed identity)"
         )
     if missing:
         raise ConfigError(f"identity-based storage needs all three service URIs; missing: {', '.join(missing)}")
     for name, uri in uris.items():
         if not uri.startswith("https://"):
-            raise ConfigError(f"{_STORAGE}__{name} must be an https:// URI, not {uri!r}")
-    credential = env.get(f"{_STORAGE}__credential") or None
-    client_id = env.get(f"{_STORAGE}__clientId") or None
+            raise ConfigError(f"{connection}__{name} must be an https:// URI, not {uri!r}")
+    credential = env.get(f"{connection}__credential") or None
+    client_id = env.get(f"{connection}__clientId") or None
     if credential not in (None, "managedidentity"):
-        raise ConfigError(f"{_STORAGE}__credential must be 'managedidentity', not {credential!r}")
+        raise ConfigError(f"{connection}__credential must be 'managedidentity', not {credential!r}")
     if client_id and credential != "managedidentity":
-        raise ConfigError(f"{_STORAGE}__clientId needs {_STORAGE}__credential=managedidentity (as the host reads it)")
+        raise ConfigError(f"{connection}__clientId needs {connection}__credential=managedidentity (as the host reads it)")
     return StorageEndpoints(uris["blobServiceUri"], uris["queueServiceUri"], uris["tableServiceUri"], client_id)
 
+
+def data_storage(env: Mapping[str, str]) -> tuple[str | None, StorageEndpoints | None]:
+    """The data account: ``DataStorage`` (a connection string) or ``DataStorage__*ServiceUri`` (identity).
+    Locally only, with neither set, a connection string in ``AzureWebJobsStorage`` serves both (one
+    Azurite). Identity-based host settings are never borrowed: data would land in the host's account."""
+    connection = env.get(DATA_STORAGE) or None
+    if connection:
+        return connection, None
+    if any(k.startswith(f"{DATA_STORAGE}__") for k in env):
+        return None, storage_endpoints(env, DATA_STORAGE)
+    host = env.get(HOST_STORAGE) or None
+    if host:
+        return host, None
+    if any(k.startswith(f"{HOST_STORAGE}__") for k in env):
+        raise ConfigError(
+            f"set {DATA_STORAGE}__blobServiceUri, __queueServiceUri and __tableServiceUri (the data account); "
+            f"{HOST_STORAGE}__* is the Functions host's own account and is never used for uploads or state"
+        )
+    raise ConfigError(
+        f"set {DATA_STORAGE}__blobServiceUri, __queueServiceUri and __tableServiceUri (managed identity), or "
+        f"locally a connection string in {DATA_STORAGE} or {HOST_STORAGE}"
+    )
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     profiles = load_profiles(env)
-    storage = env.get("AzureWebJobsStorage") or None
-    endpoints = None if storage else storage_endpoints(env)
+    storage, endpoints = data_storage(env)
     bus = env.get("ServiceBusConnection") or None
     namespace = env.get("ServiceBusConnection__fullyQualifiedNamespace") or None
     credential = env.get("GRAPH_CREDENTIAL", "managed-identity")
@@ -269,5 +327,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         table_prefix=env.get("STATE_TABLE_PREFIX", "registrar"),
         reconcile_schedule=env.get("RECONCILE_SCHEDULE", "0 */5 * * * *"),
         max_upload_bytes=max_bytes,
+        upload_events_queue=env.get("UPLOAD_EVENTS_QUEUE", "upload-events"),
+        upload_deadletter_container=env.get("UPLOAD_DEADLETTER_CONTAINER", "upload-events-deadletter"),
+        host_storage_connection=env.get(HOST_STORAGE) or None,
         **_registration(env),  # type: ignore[arg-type]
     )

@@ -1,8 +1,11 @@
 """Storage clients from settings: a connection string locally (Azurite), the managed identity in Azure.
 
-In Azure the clients are built from the same settings the Functions host and the blob SDK-type binding
-read (``AzureWebJobsStorage__{blob,queue,table}ServiceUri``, ``__credential``, ``__clientId``), so the app
-and its triggers always talk to the same account with the same identity.
+The app's own clients always talk to the DATA account (uploads, reports, state tables, the upload-event
+journal): the ``DataStorage`` connection, ``DataStorage__{blob,queue,table}ServiceUri`` with
+``__credential`` and ``__clientId`` in Azure, the same settings the blob trigger's ``connection=``
+names, so the app and its trigger use one account with one identity. The Functions host's own account
+(``AzureWebJobsStorage``: keys, deployment package, host queues) is never used by app code; only the local
+host, which plays the Functions host, opens it (``host_queue_service``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def credential(endpoints: StorageEndpoints):
 
 def _endpoints(settings: Settings) -> StorageEndpoints:
     if settings.storage_endpoints is None:
-        raise ValueError("no storage connection string and no storage service URIs")
+        raise ValueError("no data storage connection string and no data storage service URIs")
     return settings.storage_endpoints
 
 
@@ -48,3 +51,11 @@ def queue_service(settings: Settings) -> QueueServiceClient:
         return QueueServiceClient.from_connection_string(settings.storage_connection)
     endpoints = _endpoints(settings)
     return QueueServiceClient(endpoints.queue, credential=credential(endpoints))
+
+
+def host_queue_service(settings: Settings) -> QueueServiceClient:
+    """The Functions host's own account (``AzureWebJobsStorage``), for the local host's blob-trigger queue.
+    Locally it is a connection string; without one (one Azurite for both) the data account stands in."""
+    if settings.host_storage_connection:
+        return QueueServiceClient.from_connection_string(settings.host_storage_connection)
+    return queue_service(settings)

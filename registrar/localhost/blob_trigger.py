@@ -5,11 +5,18 @@ On Azure (Microsoft.Azure.WebJobs.Extensions.Storage.Blobs; sources in docs/blob
 1. Event Grid posts ``BlobCreated`` to ``/runtime/webhooks/blobs?functionName=Host.Functions.<name>``; the
    extension writes one ``BlobTriggerMessage`` (FunctionId, BlobType, ContainerName, BlobName, ETag) per
    event to the host's queue in ``AzureWebJobsStorage`` and answers 202 (``BlobsExtensionConfigProvider``).
+   Only events that pass the subscription's filter are posted (``subscription_filter``, as in
+   ``infra/modules/eventgrid.bicep``).
 2. A queue listener runs each message (``BlobQueueTriggerExecutor``): a FunctionId the host does not know is
    **dropped** (``FunctionNotFound``, the message is deleted as a success); a blob that no longer exists is
    dropped (``BlobNotFound``); otherwise the function runs with the blob.
 3. A failed run leaves the message on the queue and it is tried again; after ``MaxDequeueCount`` (5) tries
-   the message is copied to ``webjobs-blobtrigger-poison`` and deleted (``QueueProcessor``).
+   the message is copied to ``webjobs-blobtrigger-poison`` and deleted (``QueueProcessor``). The poison
+   queue is in the **triggering blob's** account (the ``connection=`` of the trigger, our data account),
+   the host queue in ``AzureWebJobsStorage`` (``SharedBlobQueueListenerFactory``).
+4. A second subscription per upload container (same filter) journals every event into a storage queue of
+   the data account (``upload-events``), independent of the app; the reconcile sweep drains it
+   (shared/sweep.py). ``UploadEvents`` writes the same Event Grid schema event there.
 
 Here ``EventGridBlobTrigger.publish`` is step 1 (``UploadEvents`` stands in for the Event Grid subscription
 by listing the upload containers and publishing each new blob version once) and ``run_once`` is steps 2-3,
@@ -21,14 +28,16 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient
-from azure.storage.queue import QueueServiceClient
+from azure.storage.queue import QueueClient, QueueServiceClient
 
-from shared.routing import is_report
+from shared.config import REPORTS_PREFIX
 
 log = logging.getLogger("registrar.localhost.blobs")
 
@@ -46,6 +55,37 @@ BlobFunction = Callable[[BlobClient], object]
 def function_id(name: str) -> str:
     """The FunctionId of a function named ``name``, as Event Grid's endpoint URL spells it."""
     return f"Host.Functions.{name}"
+
+
+def subscription_filter(container: str, blob_name: str) -> bool:
+    """The Event Grid subscriptions' filter (infra/modules/eventgrid.bicep): subjectBeginsWith the
+    container's ``/blobs/``, subjectEndsWith ``.csv`` (case-insensitive, isSubjectCaseSensitive false) and
+    an advanced filter StringNotBeginsWith on ``subject`` for ``<container>/blobs/_reports/`` (the reports
+    the app writes itself). Advanced string filters are case-insensitive too: stricter here, a
+    ``_Reports/`` upload is not delivered either."""
+    return blob_name.lower().endswith(".csv") and not blob_name.lower().startswith(REPORTS_PREFIX.lower())
+
+
+def blob_created_event(container: str, blob_name: str, etag: str, size: int, account: str) -> dict:
+    """One ``Microsoft.Storage.BlobCreated`` event in the Event Grid schema, as a storage-queue destination
+    receives it (the event object as the message text) and as a dead-letter blob holds it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": f"/subscriptions/local/resourceGroups/local/providers/Microsoft.Storage/storageAccounts/{account}",
+        "subject": f"/blobServices/default/containers/{container}/blobs/{blob_name}",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "data": {
+            "api": "PutBlob",
+            "eTag": etag.strip('"'),
+            "contentType": "text/csv",
+            "contentLength": size,
+            "blobType": "BlockBlob",
+            "url": f"https://{account}.blob.core.windows.net/{container}/{blob_name}",
+        },
+        "dataVersion": "",
+        "metadataVersion": "1",
+    }
 
 
 def ingest_function_name(container: str) -> str:
@@ -73,12 +113,15 @@ class EventGridBlobTrigger:
         *,
         queue_name: str = HOST_QUEUE,
         max_dequeue_count: int = MAX_DEQUEUE_COUNT,
+        poison_queues: QueueServiceClient | None = None,
     ) -> None:
+        """``queues``: the host's account (AzureWebJobsStorage), for the host queue. ``poison_queues``: the
+        triggering blobs' account (the trigger's connection), for the poison queue; default ``queues``."""
         self.blobs = blobs
         self.functions = {function_id(name): fn for name, fn in functions.items()}
         self.max_dequeue_count = max_dequeue_count
         self.queue = queues.get_queue_client(queue_name)
-        self.poison = queues.get_queue_client(POISON_QUEUE)
+        self.poison = (poison_queues or queues).get_queue_client(POISON_QUEUE)
         for queue in (self.queue, self.poison):
             try:
                 queue.create_queue()
@@ -145,23 +188,36 @@ class EventGridBlobTrigger:
 
 
 class UploadEvents:
-    """Stands in for the Event Grid subscriptions: one BlobCreated event per new blob version in each
-    upload container, delivered to that container's function (infra/modules/eventgrid.bicep). The
-    function's own report files are not published (the function ignores them anyway)."""
+    """Stands in for Event Grid and the subscriptions of infra/modules/eventgrid.bicep: one BlobCreated event
+    per new blob version in each upload container that passes the filter (``subscription_filter``), posted
+    to that container's function (the webhook subscription) and, when ``journal`` is given, written to the
+    journal queue (the storage-queue subscription). ``deliver_webhook`` False stands for a webhook delivery
+    that never reaches the function (host down, dead-lettered): the journal still gets the event."""
 
-    def __init__(self, blobs: BlobServiceClient, containers: list[str]) -> None:
+    def __init__(self, blobs: BlobServiceClient, containers: list[str], journal: QueueClient | None = None) -> None:
         self.blobs = blobs
         self.containers = containers
+        self.journal = journal
+        self.deliver_webhook = True
         self._seen: set[tuple[str, str, str]] = set()
+        if journal is not None:
+            try:
+                journal.create_queue()
+            except ResourceExistsError:
+                pass
 
     def publish_new(self, trigger: EventGridBlobTrigger) -> int:
         published = 0
         for container in self.containers:
             for blob in self.blobs.get_container_client(container).list_blobs():
                 key = (container, blob.name, blob.etag)
-                if is_report(blob.name) or key in self._seen:
+                if key in self._seen or not subscription_filter(container, blob.name):
                     continue
-                trigger.publish(ingest_function_name(container), container, blob.name, blob.etag)
                 self._seen.add(key)
+                if self.journal is not None:
+                    event = blob_created_event(container, blob.name, blob.etag, blob.size, self.blobs.account_name)
+                    self.journal.send_message(json.dumps(event))
+                if self.deliver_webhook:
+                    trigger.publish(ingest_function_name(container), container, blob.name, blob.etag)
                 published += 1
         return published

@@ -28,7 +28,7 @@ from azure.storage.blob import BlobClient
 from functions import ingest, reconcile, register
 from shared.config import Settings
 from shared.runtime import Runtime
-from shared.storage import blob_service, queue_service, table_service
+from shared.storage import blob_service, host_queue_service, queue_service, table_service
 
 from .blob_trigger import EventGridBlobTrigger, UploadEvents, ingest_function_name
 from .servicebus import LocalServiceBusQueue, ServiceBusBatchTrigger
@@ -62,15 +62,16 @@ class LocalHost:
         settings: Settings,
         *,
         batch_size: int = 50,
-        max_delivery_count: int = 5,
+        max_delivery_count: int | None = None,
         reconcile_interval: float = 5.0,
     ) -> None:
         self.settings = settings
-        self.max_delivery_count = max_delivery_count
+        # The queue's maxDeliveryCount comes from the same setting Bicep gives the app (one source).
+        self.max_delivery_count = max_delivery_count or settings.max_delivery_count
         self.bus = self._queue()
         self.runtime = Runtime.build(settings, sender=self.bus)
         self.blobs = blob_service(settings)
-        for container in settings.containers:
+        for container in [*settings.containers, settings.upload_deadletter_container]:
             try:
                 self.blobs.create_container(container)
             except ResourceExistsError:
@@ -80,12 +81,15 @@ class LocalHost:
         self.reconcile_interval = reconcile_interval
         self.counters = HostCounters()
         self.blob_trigger = EventGridBlobTrigger(
-            queue_service(settings),
+            host_queue_service(settings),  # the host queue: AzureWebJobsStorage
             self.blobs,
             {ingest_function_name(c): self._ingest for c in settings.containers},
             queue_name=f"azure-webjobs-blobtrigger-{settings.table_prefix.lower()}",
+            poison_queues=queue_service(settings),  # the poison queue: the triggering blob's account
         )
-        self.upload_events = UploadEvents(self.blobs, settings.containers)
+        # Both Event Grid subscriptions per container: the webhook and the journal the reconcile sweep drains.
+        journal = queue_service(settings).get_queue_client(settings.upload_events_queue)
+        self.upload_events = UploadEvents(self.blobs, settings.containers, journal)
         self._last_timer = 0.0
 
     # -- blob trigger -----------------------------------------------------------------------------------------

@@ -47,18 +47,24 @@ def test_every_function_of_the_app_is_indexed_by_the_worker(protos_dir):
             assert fn["pytypes"]["client"].startswith("azurefunctions.extensions.bindings.blob.")
             assert trigger["type"] == "blobTrigger" and trigger["source"] == "EventGrid"
             assert trigger["properties"] == {"SupportsDeferredBinding": True}
-            assert trigger["connection"] == "AzureWebJobsStorage"
+            assert trigger["connection"] == "DataStorage"  # the data account, not the host's storage
     register = result.functions["register"]["bindings"][0]
     # GA binding, batches, extension's default settlement (autoCompleteMessages from host.json).
     assert register["type"] == "serviceBusTrigger" and register["cardinality"] == "MANY"
     assert "autoCompleteMessages" not in register and result.functions["register"]["deferred"] == []
 
 
-def test_without_a_profiles_setting_the_app_still_indexes(protos_dir):
-    """A missing or broken REGISTRAR_PROFILES must not stop indexing (the first run reports it in full)."""
-    result = index_app(ROOT, protos_dir, base_env(REGISTRAR_PROFILES="{not json"))
-    assert result.ok, result.error
-    assert set(result.functions) == expected_functions([])
+@pytest.mark.parametrize("profiles", ["{not json", None], ids=["broken", "missing"])
+def test_a_broken_or_missing_profiles_setting_fails_indexing_loudly(protos_dir, profiles):
+    """Changed on purpose (issue #12). It used to index without any partner function, so Event Grid's
+    events for the partner containers were dropped by the host as FunctionNotFound and nobody noticed.
+    Now indexing fails with the configuration error: the app shows no function at all and the worker's
+    message (in Application Insights / Log stream) names the setting and what is wrong with it."""
+    env = base_env(REGISTRAR_PROFILES=profiles) if profiles else base_env()
+    result = index_app(ROOT, protos_dir, env)
+    assert not result.ok
+    assert "ConfigError" in result.error and "function app not indexed" in result.error, result.error
+    assert ("not valid JSON" if profiles else "set REGISTRAR_PROFILES") in result.error
 
 
 def _copy_of_the_app(tmp_path: Path, old: str, new: str) -> Path:

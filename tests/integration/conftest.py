@@ -61,6 +61,7 @@ def env(azurite, graph):
         "GRAPH_CREDENTIAL": "development",
         "REGISTRATION_QUEUE": f"registrations-{suffix}",
         "STATE_TABLE_PREFIX": f"t{suffix}",
+        "UPLOAD_EVENTS_QUEUE": f"upload-events-{suffix}",  # each test its own upload-event journal
         "AZURE_TENANT_ID": "contoso-test",
     }
 

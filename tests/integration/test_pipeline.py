@@ -158,7 +158,7 @@ def test_function_app_exposes_triggers_with_bindings(env, monkeypatch):
     http = bindings["status_partner_contoso_devices"]["httpTrigger"]
     assert http.route == "partners/contoso/devices" and str(http.auth_level.value).lower() == "function"
     blob = bindings["ingest_device_uploads"]["blobTrigger"]
-    assert blob.path == "device-uploads/{name}" and blob.connection == "AzureWebJobsStorage"
+    assert blob.path == "device-uploads/{name}" and blob.connection == "DataStorage"
     assert bindings["ingest_partner_contoso"]["blobTrigger"].path == "partner-contoso/{name}"
     bus = bindings["register"]["serviceBusTrigger"]
     assert (bus.queue_name, bus.connection, str(bus.cardinality.value)) == (

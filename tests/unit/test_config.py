@@ -26,25 +26,49 @@ def test_valid_settings_and_defaults():
 
 
 def test_identity_based_storage_in_azure():
+    """The app's clients use the data account (DataStorage); AzureWebJobsStorage__* is the host's own."""
     settings = load_settings(
         env(
             AzureWebJobsStorage=None,
-            AzureWebJobsStorage__blobServiceUri="https://apregst.blob.core.windows.net/",
-            AzureWebJobsStorage__queueServiceUri="https://apregst.queue.core.windows.net",
-            AzureWebJobsStorage__tableServiceUri="https://apregst.table.core.windows.net",
-            AzureWebJobsStorage__credential="managedidentity",
-            AzureWebJobsStorage__clientId="cid",
+            AzureWebJobsStorage__blobServiceUri="https://apreghost.blob.core.windows.net/",
+            AzureWebJobsStorage__queueServiceUri="https://apreghost.queue.core.windows.net/",
+            AzureWebJobsStorage__tableServiceUri="https://apreghost.table.core.windows.net/",
+            DataStorage__blobServiceUri="https://apregst.blob.core.windows.net/",
+            DataStorage__queueServiceUri="https://apregst.queue.core.windows.net",
+            DataStorage__tableServiceUri="https://apregst.table.core.windows.net",
+            DataStorage__credential="managedidentity",
+            DataStorage__clientId="cid",
         )
     )
-    assert settings.storage_connection is None
+    assert settings.storage_connection is None and settings.host_storage_connection is None
     endpoints = settings.storage_endpoints
     assert endpoints.blob == "https://apregst.blob.core.windows.net" and endpoints.client_id == "cid"
+
+
+def test_the_hosts_storage_is_never_used_as_the_data_account():
+    with pytest.raises(ConfigError, match="DataStorage__blobServiceUri"):
+        load_settings(
+            env(AzureWebJobsStorage=None, AzureWebJobsStorage__blobServiceUri="https://apreghost.blob.core.windows.net/")
+        )
+
+
+def test_locally_one_connection_string_serves_both_accounts_unless_data_storage_is_set():
+    assert load_settings(env()).storage_connection == "UseDevelopmentStorage=true"
+    split = load_settings(env(DataStorage="UseDevelopmentStorage=true;x=data"))
+    assert split.storage_connection.endswith("x=data") and split.host_storage_connection == "UseDevelopmentStorage=true"
+
+
+def test_max_delivery_count_comes_from_the_queue_setting():
+    assert load_settings(env()).max_delivery_count == 5
+    assert load_settings(env(SERVICEBUS_MAX_DELIVERY_COUNT="7")).max_delivery_count == 7
+    with pytest.raises(ConfigError, match="SERVICEBUS_MAX_DELIVERY_COUNT"):
+        load_settings(env(SERVICEBUS_MAX_DELIVERY_COUNT="0"))
 
 
 def test_account_name_alone_is_not_enough():
     """__accountName is not one of the forms this app uses: say which settings to set instead."""
     with pytest.raises(ConfigError, match="blobServiceUri"):
-        load_settings(env(AzureWebJobsStorage=None, AzureWebJobsStorage__accountName="apregst"))
+        load_settings(env(AzureWebJobsStorage=None, DataStorage__accountName="apregst"))
 
 
 @pytest.mark.parametrize(
