@@ -10,10 +10,7 @@ param location string = resourceGroup().location
 @maxLength(11)
 param namePrefix string
 
-@description('Partners, each with its own upload container partner-<id>. Ids: lower-case letters, digits, hyphens.')
-param partners array = []
-
-@description('The profiles document (REGISTRAR_PROFILES): profiles with group tag and Entra group id, and partners\' allowed profiles.')
+@description('The profiles document (infra/profiles.json; the app reads the same text as REGISTRAR_PROFILES): profiles with group tag and Entra group id, and each partner\'s allowed profiles. The ONE list of partners: their containers and Event Grid subscriptions are derived from it.')
 param profilesJson string
 
 @description('Service Bus queue of device registrations.')
@@ -46,10 +43,20 @@ param maximumInstanceCount int = 40
 param deployEventSubscriptions bool = false
 
 var suffix = uniqueString(resourceGroup().id, namePrefix)
+// Two accounts: the host's own (AzureWebJobsStorage: keys, deployment package, host queues), which no
+// partner can reach, and the data account (uploads, reports, state, upload-event journal, dead letters).
+var hostStorageName = take('${namePrefix}hs${suffix}', 24)
 var storageName = take('${namePrefix}st${suffix}', 24)
 var appName = '${namePrefix}-func-${suffix}'
-var partnerContainers = [for p in partners: 'partner-${p.id}']
+// Partners come from the profiles document only (shared/config.py validates the same document at start-up
+// and function_app.py indexes one ingest function per partner from it): tests/unit/test_infra_partners.py.
+var profiles = json(profilesJson)
+var partnerContainers = [for partner in items(contains(profiles, 'partners') ? profiles.partners : {}): 'partner-${partner.key}']
 var uploadContainers = concat(['device-uploads'], partnerContainers)
+// Every BlobCreated event is also journaled here (Event Grid -> storage queue); the reconcile sweep drains it.
+var uploadEventsQueue = 'upload-events'
+// Events Event Grid could not deliver (either subscription) land here; the reconcile sweep drains it too.
+var deadLetterContainer = 'upload-events-deadletter'
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
@@ -68,13 +75,24 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
+module hostStorage 'modules/hoststorage.bicep' = {
+  name: 'hoststorage'
+  params: {
+    location: location
+    storageName: hostStorageName
+    deploymentContainer: 'app-package'
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
     location: location
     storageName: storageName
     uploadContainers: uploadContainers
-    deploymentContainer: 'app-package'
+    deadLetterContainer: deadLetterContainer
+    uploadEventsQueue: uploadEventsQueue
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
@@ -95,6 +113,7 @@ module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
     principalId: identity.outputs.principalId
+    hostStorageName: hostStorage.outputs.storageName
     storageName: storage.outputs.storageName
     namespaceName: serviceBus.outputs.namespaceName
     queueName: queueName
@@ -109,10 +128,13 @@ module functionApp 'modules/functionapp.bicep' = {
     appName: appName
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
+    hostBlobServiceUri: hostStorage.outputs.blobEndpoint
+    hostQueueServiceUri: hostStorage.outputs.queueEndpoint
+    hostTableServiceUri: hostStorage.outputs.tableEndpoint
     blobServiceUri: storage.outputs.blobEndpoint
     queueServiceUri: storage.outputs.queueEndpoint
     tableServiceUri: storage.outputs.tableEndpoint
-    deploymentContainerUrl: '${storage.outputs.blobEndpoint}app-package'
+    deploymentContainerUrl: '${hostStorage.outputs.blobEndpoint}app-package'
     serviceBusNamespaceFqdn: serviceBus.outputs.fqdn
     appInsightsConnectionString: monitoring.outputs.connectionString
     profilesJson: profilesJson
@@ -122,7 +144,10 @@ module functionApp 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     lockDuration: lockDuration
     duplicateDetectionWindow: duplicateDetectionWindow
+    maxDeliveryCount: maxDeliveryCount
     graphWriteBudget: graphWriteBudget
+    uploadEventsQueue: uploadEventsQueue
+    deadLetterContainer: deadLetterContainer
   }
   dependsOn: [
     roles
@@ -146,13 +171,27 @@ module portal 'modules/portal.bicep' = {
   }
 }
 
-module events 'modules/eventgrid.bicep' = if (deployEventSubscriptions) {
+// The journal subscriptions (storage queue) need nothing from the app: deployed from the first run, so an
+// upload made before the app is published is swept once it is.
+module events 'modules/eventgrid.bicep' = {
   name: 'eventgrid'
   params: {
     location: location
     storageName: storage.outputs.storageName
+    containers: uploadContainers
+    uploadEventsQueue: uploadEventsQueue
+    deadLetterContainer: deadLetterContainer
+  }
+}
+
+module webhooks 'modules/eventgrid-webhooks.bicep' = if (deployEventSubscriptions) {
+  name: 'eventgrid-webhooks'
+  params: {
+    topicName: events.outputs.topicName
+    storageName: storage.outputs.storageName
     appName: functionApp.outputs.name
     containers: uploadContainers
+    deadLetterContainer: deadLetterContainer
   }
 }
 
@@ -161,3 +200,5 @@ output managedIdentityPrincipalId string = identity.outputs.principalId
 output uploadContainerUrls array = [for c in uploadContainers: '${storage.outputs.blobEndpoint}${c}']
 output queueName string = queueName
 output storageAccountName string = storage.outputs.storageName
+output hostStorageAccountName string = hostStorage.outputs.storageName
+output eventGridTopicName string = events.outputs.topicName

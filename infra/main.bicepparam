@@ -1,14 +1,10 @@
 using './main.bicep'
 
 param namePrefix = 'apreg'
-param partners = [
-  {
-    id: 'contoso'
-    profiles: ['standard']
-  }
-]
-// The same document as REGISTRAR_PROFILES: each profile's group tag and Entra group object id.
-param profilesJson = '{"profiles": {"standard": {"groupTag": "Microsoft365Managed_Autopilot", "groupId": "00000000-0000-0000-0000-000000000001"}, "kiosk": {"groupTag": "Kiosk", "groupId": "00000000-0000-0000-0000-000000000002"}}, "partners": {"contoso": {"profiles": ["standard"]}}}'
+// The ONE list of partners and profiles: infra/profiles.json. Bicep derives the partner containers and
+// Event Grid subscriptions from it, and the app reads the same text as REGISTRAR_PROFILES. Edit it with
+// `python -m registrar partner add|remove ... --config infra/profiles.json`, then redeploy.
+param profilesJson = loadTextContent('profiles.json')
 param maxDeliveryCount = 5
 param lockDuration = 'PT5M'
 param deployEventSubscriptions = false

@@ -230,8 +230,8 @@ class UploadSweep:
 
 
 def _is_upload(blob_name: str) -> bool:
-    lowered = blob_name.lower()
-    return lowered.endswith(".csv") and not lowered.startswith(REPORTS_PREFIX.lower())
+    """Every blob but the app's own reports: a wrongly named upload is ingested to get its refusal report."""
+    return not blob_name.lower().startswith(REPORTS_PREFIX.lower())
 
 
 def sweep_uploads(

@@ -4,7 +4,11 @@ param location string
 param appName string
 param identityId string
 param identityClientId string
-@description('The storage account\'s service endpoints: AzureWebJobsStorage is identity-based through these (the host, the blob SDK-type binding and the app read the same settings).')
+@description('The HOST storage account\'s endpoints (AzureWebJobsStorage: keys, deployment package, host queues); read by the Functions host only.')
+param hostBlobServiceUri string
+param hostQueueServiceUri string
+param hostTableServiceUri string
+@description('The DATA storage account\'s endpoints (DataStorage: uploads, reports, state, journal); the blob trigger\'s connection, the SDK-type binding and the app read them.')
 param blobServiceUri string
 param queueServiceUri string
 param tableServiceUri string
@@ -20,6 +24,11 @@ param maximumInstanceCount int
 @description('The queue\'s own lock duration and duplicate-detection window: register budgets its batches by them.')
 param lockDuration string
 param duplicateDetectionWindow string
+@description('The queue\'s maxDeliveryCount: the app reads it from SERVICEBUS_MAX_DELIVERY_COUNT (one source).')
+param maxDeliveryCount int
+@description('The upload-event journal queue and the Event Grid dead-letter container (data account).')
+param uploadEventsQueue string
+param deadLetterContainer string
 @description('Graph write budgets shared by every instance, per resource family (writes/seconds).')
 param graphWriteBudget string
 
@@ -80,11 +89,16 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [
-        { name: 'AzureWebJobsStorage__blobServiceUri', value: blobServiceUri }
-        { name: 'AzureWebJobsStorage__queueServiceUri', value: queueServiceUri }
-        { name: 'AzureWebJobsStorage__tableServiceUri', value: tableServiceUri }
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: hostBlobServiceUri }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: hostQueueServiceUri }
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: hostTableServiceUri }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
+        { name: 'DataStorage__blobServiceUri', value: blobServiceUri }
+        { name: 'DataStorage__queueServiceUri', value: queueServiceUri }
+        { name: 'DataStorage__tableServiceUri', value: tableServiceUri }
+        { name: 'DataStorage__credential', value: 'managedidentity' }
+        { name: 'DataStorage__clientId', value: identityClientId }
         { name: 'ServiceBusConnection__fullyQualifiedNamespace', value: serviceBusNamespaceFqdn }
         { name: 'ServiceBusConnection__credential', value: 'managedidentity' }
         { name: 'ServiceBusConnection__clientId', value: identityClientId }
@@ -103,6 +117,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SERVICEBUS_DUPLICATE_WINDOW', value: duplicateDetectionWindow }
         { name: 'REGISTRATION_MAX_ATTEMPTS', value: '5' }
         { name: 'GRAPH_WRITE_BUDGET', value: graphWriteBudget }
+        { name: 'SERVICEBUS_MAX_DELIVERY_COUNT', value: string(maxDeliveryCount) }
+        { name: 'UPLOAD_EVENTS_QUEUE', value: uploadEventsQueue }
+        { name: 'UPLOAD_DEADLETTER_CONTAINER', value: deadLetterContainer }
       ]
     }
   }

@@ -1,9 +1,14 @@
-// One storage account: the app's own state (AzureWebJobsStorage: deployment package, tables) and the
-// upload containers. Shared keys are disabled: the app uses its identity, partners get user-delegation SAS.
+// The DATA account (the app's DataStorage connection): upload containers, reports, state tables, the
+// upload-event journal queue and the Event Grid dead-letter container. Partners reach only their own
+// container, with a user-delegation SAS. The Functions host's own storage is another account
+// (hoststorage.bicep). Shared keys are disabled: the app uses its identity.
 param location string
 param storageName string
 param uploadContainers array
-param deploymentContainer string
+@description('Event Grid dead-letters undeliverable upload events here; the reconcile sweep drains it.')
+param deadLetterContainer string
+@description('Storage queue journaling every upload event (second Event Grid subscription); the sweep drains it.')
+param uploadEventsQueue string
 param logAnalyticsWorkspaceId string
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -67,9 +72,9 @@ resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
   }
 }
 
-resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource deadLetters 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobs
-  name: deploymentContainer
+  name: deadLetterContainer
   properties: {
     publicAccess: 'None'
   }
@@ -98,7 +103,12 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   name: 'default'
 }
 
-resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+resource journal 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queues
+  name: uploadEventsQueue
+}
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2016-09-01' = {
   name: 'blob-audit'
   scope: blobs
   properties: {
@@ -120,7 +130,7 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   }
 }
 
-resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2016-09-01' = {
   name: 'queue-audit'
   scope: queues
   properties: {
@@ -146,3 +156,5 @@ output storageName string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output queueEndpoint string = account.properties.primaryEndpoints.queue
 output tableEndpoint string = account.properties.primaryEndpoints.table
+output deadLetterContainerName string = deadLetters.name
+output uploadEventsQueueName string = journal.name

@@ -59,11 +59,12 @@ def function_id(name: str) -> str:
 
 def subscription_filter(container: str, blob_name: str) -> bool:
     """The Event Grid subscriptions' filter (infra/modules/eventgrid.bicep): subjectBeginsWith the
-    container's ``/blobs/``, subjectEndsWith ``.csv`` (case-insensitive, isSubjectCaseSensitive false) and
-    an advanced filter StringNotBeginsWith on ``subject`` for ``<container>/blobs/_reports/`` (the reports
-    the app writes itself). Advanced string filters are case-insensitive too: stricter here, a
-    ``_Reports/`` upload is not delivered either."""
-    return blob_name.lower().endswith(".csv") and not blob_name.lower().startswith(REPORTS_PREFIX.lower())
+    container's ``/blobs/`` and an advanced filter StringNotBeginsWith on ``subject`` for
+    ``<container>/blobs/_reports/`` (the reports the app writes itself). Advanced string filters are
+    case-insensitive: a ``_Reports/`` upload is not delivered either. There is deliberately no
+    ``subjectEndsWith '.csv'``: a partner's ``devices.txt`` must get a report saying why it was refused,
+    not silence."""
+    return not blob_name.lower().startswith(REPORTS_PREFIX.lower())
 
 
 def blob_created_event(container: str, blob_name: str, etag: str, size: int, account: str) -> dict:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import function_app  # noqa: F401 - the bindings' %SETTING% names are part of what the app reads
 from shared.config import LOCAL_ONLY_SETTINGS, PLATFORM_SETTINGS, SETTING_NAMES, load_settings
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -20,7 +19,7 @@ def bicep_settings() -> set[str]:
 def test_every_setting_the_app_needs_in_azure_is_set_by_bicep():
     needed = set(SETTING_NAMES) - set(LOCAL_ONLY_SETTINGS)
     # Azure uses the identity-based forms, never a connection string:
-    assert {f"AzureWebJobsStorage__{s}ServiceUri" for s in ("blob", "queue", "table")} <= needed
+    assert {f"DataStorage__{s}ServiceUri" for s in ("blob", "queue", "table")} <= needed
     assert "ServiceBusConnection__fullyQualifiedNamespace" in needed
     missing = needed - bicep_settings()
     assert not missing, f"the app reads these but the Bicep does not set them: {sorted(missing)}"
@@ -45,15 +44,20 @@ def test_binding_expressions_name_real_settings():
 
 def test_every_partner_container_and_event_subscription_follows_the_naming_the_app_uses():
     main = (INFRA / "main.bicep").read_text()
-    assert "'partner-${p.id}'" in main and "['device-uploads']" in main
-    events = (INFRA / "modules" / "eventgrid.bicep").read_text()
-    assert "Host.Functions.ingest_${replace(container, '-', '_')}" in events  # function_app.py's names
+    # One list of partners: the profiles document the app reads as REGISTRAR_PROFILES.
+    assert "'partner-${partner.key}'" in main and "['device-uploads']" in main
+    assert "param partners" not in main
+    webhooks = (INFRA / "modules" / "eventgrid-webhooks.bicep").read_text()
+    assert "Host.Functions.ingest_${replace(container, '-', '_')}" in webhooks  # function_app.py's names
 
 
 APP_SETTING_VALUE = re.compile(r"\{\s*name:\s*'([^']+)'\s*,\s*value:\s*(.+?)\s*\}\s*$", re.M)
 CLIENT_ID = "00000000-0000-4000-8000-0000000000aa"
 # The values main.bicep passes (storage account endpoints end with '/', as primaryEndpoints do).
 PARAMS = {
+    "hostBlobServiceUri": "https://apreghs.blob.core.windows.net/",
+    "hostQueueServiceUri": "https://apreghs.queue.core.windows.net/",
+    "hostTableServiceUri": "https://apreghs.table.core.windows.net/",
     "blobServiceUri": "https://apregst.blob.core.windows.net/",
     "queueServiceUri": "https://apregst.queue.core.windows.net/",
     "tableServiceUri": "https://apregst.table.core.windows.net/",
@@ -65,6 +69,8 @@ PARAMS = {
     "graphWriteBudget": "intune=100/20,entra=3000/150",
     "queueName": "device-registrations",
     "reconcileSchedule": "0 */5 * * * *",
+    "uploadEventsQueue": "upload-events",
+    "deadLetterContainer": "upload-events-deadletter",
 }
 
 
@@ -83,42 +89,60 @@ def bicep_app_settings() -> dict[str, str]:
             settings[name] = PARAMS[expression]
         elif expression == "string(maxUploadBytes)":
             settings[name] = str(512 * 1024 * 1024)
+        elif expression == "string(maxDeliveryCount)":
+            settings[name] = "5"
     return settings
 
 
-def test_storage_is_identity_based_with_the_settings_the_host_and_the_blob_extension_read():
+def test_host_and_data_storage_are_two_identity_based_accounts():
+    """AzureWebJobsStorage is the host's own account (keys, package, host queues); uploads, reports and state
+    live in the data account (DataStorage), which partners reach through their SAS. Never the same one."""
     settings = bicep_app_settings()
-    storage = {k: v for k, v in settings.items() if k.startswith("AzureWebJobsStorage")}
-    assert storage == {
-        "AzureWebJobsStorage__blobServiceUri": PARAMS["blobServiceUri"],
-        "AzureWebJobsStorage__queueServiceUri": PARAMS["queueServiceUri"],  # a blob trigger needs it too
-        "AzureWebJobsStorage__tableServiceUri": PARAMS["tableServiceUri"],
+    host = {k: v for k, v in settings.items() if k.startswith("AzureWebJobsStorage")}
+    data = {k: v for k, v in settings.items() if k.startswith("DataStorage")}
+    assert host == {
+        "AzureWebJobsStorage__blobServiceUri": PARAMS["hostBlobServiceUri"],
+        "AzureWebJobsStorage__queueServiceUri": PARAMS["hostQueueServiceUri"],
+        "AzureWebJobsStorage__tableServiceUri": PARAMS["hostTableServiceUri"],
         "AzureWebJobsStorage__credential": "managedidentity",
         "AzureWebJobsStorage__clientId": CLIENT_ID,
     }
+    assert data == {
+        "DataStorage__blobServiceUri": PARAMS["blobServiceUri"],
+        "DataStorage__queueServiceUri": PARAMS["queueServiceUri"],  # the blob trigger's poison queue
+        "DataStorage__tableServiceUri": PARAMS["tableServiceUri"],
+        "DataStorage__credential": "managedidentity",
+        "DataStorage__clientId": CLIENT_ID,
+    }
     # __accountName would be a second, different way to name the same account: not set.
-    assert "AzureWebJobsStorage__accountName" not in settings
+    assert not any(k.endswith("__accountName") for k in settings)
+    main = (INFRA / "main.bicep").read_text()
+    assert "hostBlobServiceUri: hostStorage.outputs.blobEndpoint" in main
+    assert "blobServiceUri: storage.outputs.blobEndpoint" in main
+    assert "deploymentContainerUrl: '${hostStorage.outputs.blobEndpoint}app-package'" in main
 
 
-def test_the_blob_sdk_binding_resolves_the_bicep_storage_settings(monkeypatch):
-    """The SDK-type binding builds the BlobClient it hands our function from these settings (its own
-    resolver, azurefunctions-extensions-bindings-blob), with the user-assigned identity."""
+def test_the_blob_sdk_binding_resolves_the_data_account_from_the_trigger_connection(monkeypatch):
+    """The SDK-type binding builds the BlobClient it hands our function from the trigger's connection
+    (DataStorage; its own resolver, azurefunctions-extensions-bindings-blob), with the user-assigned identity."""
     from azurefunctions.extensions.bindings.blob import utils
 
-    for name in [n for n in os.environ if n.startswith("AzureWebJobsStorage")]:
+    source = (Path(__file__).resolve().parents[2] / "function_app.py").read_text()
+    assert "connection=DATA_STORAGE" in source
+    for name in [n for n in os.environ if n.startswith(("AzureWebJobsStorage", "DataStorage"))]:
         monkeypatch.delenv(name)
     for name, value in bicep_app_settings().items():
-        if name.startswith("AzureWebJobsStorage"):
+        if name.startswith(("AzureWebJobsStorage", "DataStorage")):
             monkeypatch.setenv(name, value)
-    assert utils.get_connection_string("AzureWebJobsStorage") == PARAMS["blobServiceUri"]
-    assert utils.using_user_managed_identity("AzureWebJobsStorage")
+    assert utils.get_connection_string("DataStorage") == PARAMS["blobServiceUri"]
+    assert utils.using_user_managed_identity("DataStorage")
     made = []
     monkeypatch.setattr(utils, "ManagedIdentityCredential", lambda **kwargs: made.append(kwargs) or FakeCredential())
-    client = utils.service_client_factory("AzureWebJobsStorage")
+    client = utils.service_client_factory("DataStorage")
     assert client.url == PARAMS["blobServiceUri"] and made == [{"client_id": CLIENT_ID}]
 
 
-def test_the_app_builds_its_storage_clients_from_the_same_settings():
+def test_the_app_builds_its_storage_clients_from_the_data_account():
     from shared.storage import blob_service, queue_service, table_service
 
     settings = load_settings(bicep_app_settings())
@@ -128,6 +152,14 @@ def test_the_app_builds_its_storage_clients_from_the_same_settings():
     assert blob_service(settings).url.rstrip("/") == PARAMS["blobServiceUri"].rstrip("/")
     assert queue_service(settings).url.rstrip("/") == PARAMS["queueServiceUri"].rstrip("/")
     assert table_service(settings).url.rstrip("/") == PARAMS["tableServiceUri"].rstrip("/")
+
+
+def test_the_app_never_puts_data_in_the_host_account():
+    from shared.config import ConfigError
+
+    settings = {k: v for k, v in bicep_app_settings().items() if not k.startswith("DataStorage")}
+    with pytest.raises(ConfigError, match="DataStorage__blobServiceUri"):
+        load_settings(settings)
 
 
 def test_the_app_uses_the_user_assigned_identity_of_the_storage_settings(monkeypatch):
@@ -143,7 +175,7 @@ def test_the_app_uses_the_user_assigned_identity_of_the_storage_settings(monkeyp
 
 @pytest.mark.parametrize(
     "missing",
-    ["AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri"],
+    ["DataStorage__blobServiceUri", "DataStorage__queueServiceUri", "DataStorage__tableServiceUri"],
 )
 def test_identity_based_storage_needs_all_three_service_uris(missing):
     from shared.config import ConfigError
