@@ -49,6 +49,12 @@ class GraphRefused(Exception):
         self.status, self.code, self.message, self.request_id = status, code, message, request_id
         self.at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # when Graph refused: support asks for it
 
+    def __str__(self) -> str:
+        """What an admin reads in a report: the status and code say which refusal it was, the request-id
+        and time are what Microsoft support asks for."""
+        where = f" (request-id {self.request_id}, {self.at})" if self.request_id else ""
+        return f"Graph refused ({self.status} {self.code}): {self.message}{where}"
+
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:

@@ -78,6 +78,7 @@ class GraphEmulatorApp:
             await asyncio.sleep(self.config.faults.latency_ms / 1000.0)
         if graph_request.path.rstrip("/") == "/$batch" and request.method == "POST":
             response = self._batch(graph_request)
+            self.router.paths.add((graph_request.version, "POST", "/$batch"))
         else:
             response = self.router.handle(graph_request)
         await _send(send, response)
@@ -211,6 +212,7 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
         emulator.throttle.reset()
         emulator.faults.reset()
         emulator.router.counters.clear()
+        emulator.router.paths.clear()
         return JSONResponse({"status": "reset"})
 
     async def config(request: Request) -> Response:
@@ -259,6 +261,7 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
     async def counters(request: Request) -> Response:
         if request.method == "DELETE":
             emulator.router.counters.clear()
+            emulator.router.paths.clear()
             emulator.faults.reset()
         by_route: dict[str, int] = {}
         for key, count in emulator.router.counters.items():
@@ -286,12 +289,17 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
             }
         )
 
+    async def paths(request: Request) -> Response:
+        shapes = sorted(emulator.router.paths)
+        return JSONResponse({"paths": [{"version": v, "method": m, "path": p} for v, m, p in shapes]})
+
     async def writes(request: Request) -> Response:
         log = emulator.throttle.write_log
         return JSONResponse({"writes": [{"at": at, "app": app, "family": family} for at, app, family in log]})
 
     routes = [
         Route("/_emulator/writes", guarded(writes)),
+        Route("/_emulator/paths", guarded(paths)),
         Route("/_emulator/health", guarded(health)),
         Route("/_emulator/reset", guarded(reset), methods=["POST"]),
         Route("/_emulator/config", guarded(config), methods=["GET", "PATCH"]),

@@ -30,6 +30,9 @@ class ThrottleConfig:
     entra_app_writes: int = 3000
     entra_requests_window_seconds: float = 10.0
     entra_app_requests: int = 3500
+    # Intune's 429s often carry no Retry-After header and "RetryAfter": null inside the error message
+    # (autopilot-graph-facts.md, Throttling). False: /deviceManagement 429s come that way.
+    intune_retry_after: bool = True
 
 
 @dataclass(slots=True)
@@ -42,6 +45,11 @@ class FaultConfig:
     rate_504: float = 0.0
     drop_rate: float = 0.0
     latency_ms: float = 0.0
+    # A write (POST/PATCH/DELETE) that was APPLIED, answered 503 or 504 all the same: a blind retry of a
+    # POST would apply it twice (autopilot-graph-facts.md: kiota retries 503/504 for every method).
+    rate_5xx_after_write: float = 0.0
+    # Sporadic 412 ConditionNotMet on updates (updateDeviceProperties), the update NOT applied.
+    rate_412: float = 0.0
 
 
 @dataclass(slots=True)
@@ -52,6 +60,13 @@ class EmulatorConfig:
     sync_cooldown_seconds: float = 600.0
     sync_duration_seconds: float = 60.0
     page_size: int = 100
+    # Eventual consistency, as users report it (autopilot-graph-facts.md, Timing): the Autopilot record is
+    # listed this long after its import says `complete`; an updateDeviceProperties change shows in reads
+    # (and in the Entra [OrderId] physical id) this long after the 204.
+    autopilot_listing_delay_seconds: float = 0.0
+    property_read_delay_seconds: float = 0.0
+    # Removing a non-member answers 404 or 400 (both documented by users; both mean "already done").
+    remove_nonmember_status: int = 404
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     # Application permissions (roles) per bearer token. The product's development token has exactly what

@@ -20,7 +20,7 @@ class FaultInjector:
         self._config = config
         self._rng = random.Random(config.seed)
         self._seed = config.seed
-        self.injected: dict[str, int] = {"500": 0, "503": 0, "504": 0, "drop": 0}
+        self.injected: dict[str, int] = {"500": 0, "503": 0, "504": 0, "drop": 0, "after_write": 0, "412": 0}
 
     def reset(self) -> None:
         self._rng = random.Random(self._config.seed)
@@ -43,3 +43,17 @@ class FaultInjector:
             fault.drop = True
             self.injected["drop"] += 1
         return fault
+
+    def after_write(self) -> int | None:
+        """503 or 504 for a write the tenant has already applied, or None."""
+        if not self._config.rate_5xx_after_write or self._rng.random() >= self._config.rate_5xx_after_write:
+            return None
+        self.injected["after_write"] += 1
+        return 503 if self._rng.random() < 0.5 else 504
+
+    def precondition_failed(self) -> bool:
+        """A sporadic 412 on an update, before it is applied."""
+        if not self._config.rate_412 or self._rng.random() >= self._config.rate_412:
+            return False
+        self.injected["412"] += 1
+        return True

@@ -21,7 +21,7 @@ _NOT_STATE = ("config", "clock")
 
 def save(tenant: Tenant, path: Path) -> None:
     state = {k: v for k, v in vars(tenant).items() if k not in _NOT_STATE}
-    payload = {"version": 1, "monotonic": tenant.clock.monotonic(), "wall": time.time(), "state": state}
+    payload = {"version": 2, "monotonic": tenant.clock.monotonic(), "wall": time.time(), "state": state}
     tmp = path.with_suffix(path.suffix + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(pickle.dumps(payload))
@@ -34,7 +34,7 @@ def load(tenant: Tenant, path: Path) -> bool:
         payload = pickle.loads(path.read_bytes())  # noqa: S301 - the local stack's own file
     except FileNotFoundError:
         return False
-    if payload.get("version") != 1:
+    if payload.get("version") != 2:
         return False
     vars(tenant).update(payload["state"])
     down = max(0.0, time.time() - payload["wall"])

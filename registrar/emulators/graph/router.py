@@ -7,6 +7,7 @@ JSON ``$batch``, so throttling, faults and counters treat them alike.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import uuid
 from collections import Counter
@@ -57,6 +58,29 @@ class _Route:
     write: bool
 
 
+# Intune's 429 body as users report it: the service's own JSON in the message, "RetryAfter": null, no header.
+_INTUNE_429_MESSAGE = json.dumps(
+    {
+        "_version": 3,
+        "Message": "Too many requests. Operation: Autopilot - Rate limit exceeded.",
+        "CustomApiErrorPhrase": "",
+        "RetryAfter": None,
+        "ErrorSourceService": "",
+        "HttpHeaders": "{}",
+    }
+)
+# Updates that can answer a sporadic 412 ConditionNotMet.
+_UPDATES = frozenset({"autopilotDevices.updateDeviceProperties"})
+
+
+_ID_SEGMENT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def path_shape(path: str) -> str:
+    """``/groups/6f1c.../members/$ref`` -> ``/groups/{id}/members/$ref``."""
+    return "/".join("{id}" if _ID_SEGMENT.fullmatch(s) else s for s in path.rstrip("/").split("/"))
+
+
 def error_body(code: str, message: str, request_id: str, client_request_id: str | None) -> dict[str, Any]:
     inner: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": request_id}
     if client_request_id:
@@ -96,6 +120,9 @@ class GraphRouter:
         self.throttle = throttle
         self.faults = faults
         self.counters: Counter[str] = Counter()
+        # Every (version, method, path shape) a client called, ids as {id}: tests hold a whole run's calls to
+        # the published schema independently of this router's own table.
+        self.paths: set[tuple[str, str, str]] = set()
         self._routes: list[_Route] = []
         imports = "/deviceManagement/importedWindowsAutopilotDeviceIdentities"
         devices = "/deviceManagement/windowsAutopilotDeviceIdentities"
@@ -143,6 +170,7 @@ class GraphRouter:
         if client_request_id:
             response.headers.setdefault("client-request-id", client_request_id)
         self.counters[f"{request.method} {name} {response.status}"] += 1
+        self.paths.add((request.version, request.method, path_shape(request.path)))
         if response.status == 429:
             self.counters["throttled"] += 1
         return response
@@ -188,6 +216,9 @@ class GraphRouter:
         family = "intune" if route.name.startswith(("importedIdentities", "autopilot")) else "entra"
         wait = self.throttle.admit(request.app, route.write, family)
         if wait is not None:
+            if family == "intune" and not self.tenant.config.throttle.intune_retry_after:
+                # Intune's way: no header, and the service's own error JSON inside the message.
+                return self._error(429, "TooManyRequests", _INTUNE_429_MESSAGE, request_id, crid)
             return self._error(
                 429,
                 "TooManyRequests",
@@ -201,10 +232,18 @@ class GraphRouter:
             names = {500: "InternalServerError", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
             return self._error(fault.status, names[fault.status], "Injected fault.", request_id, crid)
         self.tenant.advance()
+        if route.name in _UPDATES and self.faults.precondition_failed():
+            return self._error(412, "ConditionNotMet", "The condition specified was not met.", request_id, crid)
         try:
             response = route.handler(request, params)
         except GraphError as error:
             return self._error(error.status, error.code, error.message, request_id, crid, error.headers)
+        if route.write and response.status < 300:
+            late = self.faults.after_write()
+            if late:
+                # Applied, yet the caller sees a gateway error: it cannot tell the write happened.
+                names = {503: "ServiceUnavailable", 504: "GatewayTimeout"}
+                return self._error(late, names[late], "Injected fault after the write was applied.", request_id, crid)
         response.drop = fault.drop
         return response
 
@@ -280,7 +319,7 @@ class GraphRouter:
     _CONTAINS = re.compile(r"\s*contains\s*\(\s*serialNumber\s*,\s*'((?:[^']|'')*)'\s*\)\s*", re.IGNORECASE)
 
     def _list_devices(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
-        devices = list(self.tenant.devices.values())
+        devices = [d for d in self.tenant.devices.values() if self.tenant.listed(d)]
         expression = request.query.get("$filter")
         if expression:
             match = self._CONTAINS.fullmatch(expression)

@@ -116,6 +116,10 @@ class EmulatorControl:
         """Every write Graph admitted, as {"at": seconds, "app": caller}."""
         return self._call("GET", "/writes")["writes"]
 
+    def paths(self) -> list[dict[str, str]]:
+        """Every (version, method, path with ids as {id}) a client called since the last reset."""
+        return self._call("GET", "/paths")["paths"]
+
     def reset(self) -> None:
         self._call("POST", "/reset")
 

@@ -108,6 +108,9 @@ class AutopilotDevice:
     enrollment_state: str = "notContacted"
     last_contacted: str = NEVER
     profile_status: str = "notAssigned"
+    listed_at: float = 0.0  # Graph lists (and gets) the record from this time on
+    pending_properties: dict[str, str] | None = None  # updateDeviceProperties not yet visible in reads
+    pending_due: float = 0.0
 
     def as_graph(self, beta: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -223,6 +226,7 @@ class Tenant:
         # Work waiting for the clock, as heaps of (due, sequence, id): a request costs O(due work), not O(tenant).
         self._due_imports: list[tuple[float, int, str]] = []
         self._due_entra: list[tuple[float, int, str]] = []
+        self._due_properties: list[tuple[float, int, str]] = []
         self._sequence = 0
         self._entra_by_device_id: dict[str, str] = {}
         self._devices_by_serial: dict[str, str] = {}
@@ -243,6 +247,11 @@ class Tenant:
             device = self.devices.get(heapq.heappop(self._due_entra)[2])
             if device is not None and not self._entra_for(device):
                 self._create_entra(device)
+        while self._due_properties and self._due_properties[0][0] <= now:
+            device = self.devices.get(heapq.heappop(self._due_properties)[2])
+            if device is not None and device.pending_properties is not None and device.pending_due <= now:
+                self._apply_properties(device, device.pending_properties)
+                device.pending_properties = None
 
     def _finish_import(self, record: ImportedIdentity) -> None:
         info = record.hash_info
@@ -269,6 +278,7 @@ class Tenant:
                 aad_device_id=str(uuid.uuid4()),
                 hash_digest=info.digest,
                 entra_visible_at=self.clock.monotonic() + self.config.entra_delay_seconds,
+                listed_at=record.ready_at + self.config.autopilot_listing_delay_seconds,
             )
             self._add_device(device)
             record.status = "complete"
@@ -366,9 +376,13 @@ class Tenant:
         del self.imports[identity_id]
 
     # -- Autopilot devices ----------------------------------------------------------------------------
+    def listed(self, device: AutopilotDevice) -> bool:
+        """Graph lists and gets a record only once it is visible (``autopilot_listing_delay_seconds``)."""
+        return device.listed_at <= self.clock.monotonic()
+
     def get_device(self, device_id: str) -> AutopilotDevice:
         device = self.devices.get(device_id)
-        if device is None:
+        if device is None or not self.listed(device):
             raise GraphError(404, "ResourceNotFound", f"windowsAutopilotDeviceIdentity {device_id} not found")
         return device
 
@@ -388,19 +402,30 @@ class Tenant:
         unknown = set(body) - allowed - {"@odata.type"}
         if unknown:
             raise GraphError(400, "BadRequest", f"Unknown properties for updateDeviceProperties: {sorted(unknown)}")
-        if "groupTag" in body:
-            device.group_tag = str(body["groupTag"] or "")
+        changes = {key: str(body[key] or "") for key in allowed if key in body}
+        delay = self.config.property_read_delay_seconds
+        if delay <= 0:
+            self._apply_properties(device, changes)
+            return
+        # Accepted (204) now, visible in reads later: a read in between shows the old values.
+        device.pending_properties = {**(device.pending_properties or {}), **changes}
+        device.pending_due = self.clock.monotonic() + delay
+        self._schedule(self._due_properties, device.pending_due, device.id)
+
+    def _apply_properties(self, device: AutopilotDevice, changes: dict[str, str]) -> None:
+        if "groupTag" in changes:
+            device.group_tag = changes["groupTag"]
             entra = self._entra_for(device)
             if entra:
                 entra.physical_ids = [p for p in entra.physical_ids if not p.startswith("[OrderId]:")]
                 if device.group_tag:
                     entra.physical_ids.append(f"[OrderId]:{device.group_tag}")
-        if "userPrincipalName" in body:
-            device.user = str(body["userPrincipalName"] or "")
-        if "addressableUserName" in body:
-            device.addressable_user_name = str(body["addressableUserName"] or "")
-        if "displayName" in body:
-            device.display_name = str(body["displayName"] or "")
+        if "userPrincipalName" in changes:
+            device.user = changes["userPrincipalName"]
+        if "addressableUserName" in changes:
+            device.addressable_user_name = changes["addressableUserName"]
+        if "displayName" in changes:
+            device.display_name = changes["displayName"]
 
     def sync(self) -> None:
         now = self.clock.monotonic()
@@ -474,7 +499,19 @@ class Tenant:
                 400, "Request_BadRequest", "Insufficient privileges: members of a dynamic group cannot be changed."
             )
         if object_id not in group.members:
-            raise GraphError(404, "Request_ResourceNotFound", f"Resource '{object_id}' does not exist in members.")
+            if self.config.remove_nonmember_status == 400:
+                raise GraphError(
+                    400,
+                    "Request_BadRequest",
+                    "One or more removed object references do not exist for the following modified properties: "
+                    "'members'.",
+                )
+            raise GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not "
+                "present.",
+            )
         group.members.discard(object_id)
 
     # -- control ----------------------------------------------------------------------------------------
