@@ -137,9 +137,11 @@ async def _reconcile(host: LocalHost):
 async def _after_registration(console: Console, host: LocalHost, control: EmulatorControl, settings: Settings) -> None:
     """After registration: users enroll, someone tampers with groups and a tag, and the timer repairs it."""
     added = 0
+    synced = False
     for _ in range(20):  # Entra objects appear a little after registration (eventual consistency)
         run = await _reconcile(host)
         added += run.fleet.members_added
+        synced = synced or run.fleet.synced
         if run.fleet.entra_missing == 0:
             break
         await asyncio.sleep(0.5)
@@ -150,6 +152,10 @@ async def _after_registration(console: Console, host: LocalHost, control: Emulat
         )
     else:
         console.print(f"group membership settled: every registered device is in its profile group ({added} added now)")
+    sync_time = control.state()["lastSyncDateTime"]
+    if synced or not sync_time.startswith("0001"):
+        # At most once per 10 minutes (Intune answers 429 sooner): the registrations are in one sync.
+        console.print(f"Autopilot sync requested (POST /beta/deviceManagement/windowsAutopilotSettings/sync, {sync_time})")
     ready = [d for d in device_rows(host.runtime.store) if DeviceState(d.state) == DeviceState.READY]
     standard = [d.serial for d in ready if d.profile == "standard"]
     enrolled = standard[:4]
