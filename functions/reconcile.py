@@ -42,7 +42,12 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
     imports = await reconcile_imports(rt.store, rt.graph)
     imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
     fleet = await reconcile_fleet(
-        rt.store, rt.graph, rt.directory, rt.settings.profiles, newly_registered=imports.registered
+        rt.store,
+        rt.graph,
+        rt.directory,
+        rt.settings.profiles,
+        newly_registered=imports.registered,
+        licences=rt.licences,
     )
     changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set()) | changed_elsewhere
     if changed or imports.registered or imports.failed:

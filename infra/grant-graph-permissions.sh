@@ -5,6 +5,10 @@
 #   Device.ReadWrite.All                          (adding a *device* to a group needs it besides
 #                                                  GroupMember.ReadWrite.All: api-reference group-post-members;
 #                                                  it also covers finding Entra device objects)
+#   User.Read.All                                 (licence check: a user's assignedLicenses, api-reference user-get;
+#                                                  only used when a profile has requiredLicenses)
+#   LicenseAssignment.Read.All                    (licence check: SKU ids -> part numbers, GET /subscribedSkus,
+#                                                  api-reference subscribedsku-list; same condition)
 # The set is kept in step with the routes the product calls by tests/unit/test_graph_permissions.py.
 # A tenant that refuses Device.ReadWrite.All can use dynamic [OrderId] groups instead (infra/README.md).
 # Run once per deployment by someone allowed to grant application permissions (Privileged Role
@@ -14,7 +18,7 @@ set -euo pipefail
 principal="${1:?usage: $0 <managed identity principal id>}"
 graph_app_id="00000003-0000-0000-c000-000000000000"
 graph_sp=$(az ad sp show --id "$graph_app_id" --query id -o tsv)
-for permission in DeviceManagementServiceConfig.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All; do
+for permission in DeviceManagementServiceConfig.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All User.Read.All LicenseAssignment.Read.All; do
   role=$(az ad sp show --id "$graph_app_id" --query "appRoles[?value=='$permission' && contains(allowedMemberTypes, 'Application')].id | [0]" -o tsv)
   existing=$(az rest --method GET \
     --uri "https://graph.microsoft.com/v1.0/servicePrincipals/$principal/appRoleAssignments" \

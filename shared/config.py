@@ -37,6 +37,9 @@ class Profile(BaseModel):
 
     group_tag: str = Field(alias="groupTag")
     group_id: str = Field(alias="groupId")
+    # SKU part numbers (as Graph's subscribedSku.skuPartNumber, e.g. "SPE_E3", "INTUNE_A") the assigned user
+    # must hold before the device is handed over; a Ready device whose user lacks one says so (shared/licences.py).
+    required_licenses: tuple[str, ...] = Field(default=(), alias="requiredLicenses")
 
     @field_validator("group_tag")
     @classmethod
@@ -44,6 +47,21 @@ class Profile(BaseModel):
         if len(value) > MAX_GROUP_TAG or not GROUP_TAG_PATTERN.fullmatch(value):
             raise ValueError(f"groupTag {value!r} must be letters, digits, '-', '_', '.' or single spaces")
         return value
+
+    @field_validator("required_licenses", mode="before")
+    @classmethod
+    def _licences(cls, value: object) -> object:
+        if not isinstance(value, list | tuple):
+            raise ValueError('requiredLicenses must be a list of SKU part numbers such as ["SPE_E3"]')
+        cleaned = []
+        for item in value:
+            if not isinstance(item, str) or not item.strip():
+                raise ValueError(f"{item!r} is not a SKU part number (a non-empty string such as SPE_E3)")
+            if "," in item or not item.strip().isprintable() or len(item.strip()) > 100:
+                raise ValueError(f"{item.strip()[:40]!r} is not a SKU part number such as SPE_E3")
+            if item.strip().upper() not in (c.upper() for c in cleaned):
+                cleaned.append(item.strip())
+        return tuple(cleaned)
 
     @field_validator("group_id")
     @classmethod

@@ -15,6 +15,7 @@ from .config import ProfilesDocument
 from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphRefused, GraphUnavailable
 from .graph.directory import DirectoryClient, GroupInfo, MembershipChange
 from .intake.model import serial_key
+from .licences import WARNING_PREFIX, LicenceReader, check_licences
 from .state import DeviceRecord, StateStore
 from .states import DISPLAY, REGISTERED, DeviceState
 
@@ -39,6 +40,7 @@ class FleetSummary:
     state_changes: int = 0
     dynamic_groups: list[str] = field(default_factory=list)
     synced: bool = False
+    licence_warnings: int = 0
     changed_uploads: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
@@ -63,6 +65,7 @@ async def reconcile_fleet(
     *,
     now: datetime | None = None,
     newly_registered: int = 0,
+    licences: LicenceReader | None = None,
 ) -> FleetSummary:
     summary = FleetSummary()
     now = now or datetime.now(UTC)
@@ -79,6 +82,11 @@ async def reconcile_fleet(
         await _tag_and_state(store, directory, profiles, device, records.get(serial_key(device.serial)), now, summary)
         for device in managed
     ]
+    if licences is not None:  # Ready devices whose user lacks a profile's requiredLicenses say so
+        checked = await check_licences(store, licences, profiles, managed, now)
+        summary.licence_warnings = checked.warnings
+        summary.changed_uploads |= checked.changed_uploads
+        summary.errors += checked.errors
     try:
         await _membership(store, directory, profiles, managed, summary)
     except (GraphUnavailable, GraphRefused) as error:  # any refusal is recorded and the run goes on
@@ -139,8 +147,8 @@ async def _tag_and_state(
         d.state = state
         d.autopilot_id, d.aad_device_id = record.id, record.aad_device_id
         d.enrollment_state, d.last_contacted = record.enrollment_state, record.last_contacted
-        if d.error_code != "806":
-            d.message = DISPLAY[state]
+        if d.error_code != "806" and not (state == DeviceState.READY and d.message.startswith(WARNING_PREFIX)):
+            d.message = DISPLAY[state]  # a licence warning stays while the device stays Ready
             if state == DeviceState.INACTIVE:
                 d.message = f"Inactive: enrolled, last seen {record.last_contacted[:10] or 'never'} (over 7 days ago)"
 

@@ -17,6 +17,7 @@ from .graph.budget_middleware import WriteBudgetHandler
 from .graph.client import graph_client
 from .graph.directory import DirectoryClient
 from .ingest import IngestContext
+from .licences import LicenceReader
 from .queue import MessageSender, ServiceBusSender
 from .state import StateStore
 from .storage import blob_service, table_service
@@ -32,6 +33,7 @@ class Runtime:
     blobs: BlobServiceClient
     graph: AutopilotClient
     directory: DirectoryClient
+    licences: LicenceReader
 
     def write_report(self, container: str, path: str, data: bytes | BinaryIO, content_type: str) -> None:
         """Small reports in one put; a report streamed from a file in 4 MiB blocks, so a 100,000-row
@@ -72,6 +74,7 @@ class Runtime:
             blobs=blob_service(settings),
             graph=AutopilotClient(client),
             directory=DirectoryClient(client),
+            licences=LicenceReader(client),
         )
 
 

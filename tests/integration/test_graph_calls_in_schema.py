@@ -4,13 +4,17 @@ schema table itself, not the emulator's route table: a route the emulator wrongl
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
 from functions import reconcile
 from registrar.emulators.graph.schema import v1_0
 from registrar.localhost.host import LocalTimerRequest
+from shared.config import load_settings
 from tests.helpers import csv_bytes, portal_row
-from tests.integration.conftest import KIOSK_GROUP, upload
+from tests.integration.conftest import KIOSK_GROUP, PROFILES, upload
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -44,8 +48,18 @@ def in_v1_schema(method: str, path: str) -> str | None:
         if len(tail) == 2 and method == "POST" and tail[1] in table["boundActions"].get(entity, {}):
             return None
         return f"no bound action {tail[1:]} on {entity}"
-    if root in ("devices", "directoryObjects"):
+    if root in ("devices", "directoryObjects", "subscribedSkus"):
         return None if len(rest) <= 1 and all(s == "{id}" for s in rest) else f"{path}: not a key read"
+    if root == "users":
+        if not rest:
+            return None
+        if rest[0] != "{id}":
+            return f"users/{rest[0]} is not a key"
+        if len(rest) == 1:
+            return None
+        if len(rest) == 2 and method == "GET" and rest[1] in table["navigations"].get(table["roots"][root], {}):
+            return None
+        return f"user has no navigation {'/'.join(rest[1:])!r} in the schema table"
     if root == "groups":
         if not rest:
             return None
@@ -68,11 +82,25 @@ def test_the_checker_refuses_what_the_schema_lacks():
     assert in_v1_schema("GET", "/groups/{id}/owners")
     assert in_v1_schema("POST", "/deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}/import")
     assert in_v1_schema("POST", "/deviceManagement/importedWindowsAutopilotDeviceIdentities/import") is None
+    assert in_v1_schema("GET", "/users/{id}/licenseDetails") is None  # user's navigation in the table
+    assert in_v1_schema("GET", "/users/{id}") is None and in_v1_schema("GET", "/subscribedSkus") is None
+    assert in_v1_schema("GET", "/users/{id}/licenceDetails")
+    assert in_v1_schema("GET", "/users/{id}/licenseDetails/{id}/extra")
+    assert in_v1_schema("GET", "/users/licenseDetails")
+
+
+@pytest.fixture
+def settings(env):
+    """The standard profile requires licences, so a whole run includes the licence check."""
+    profiles = copy.deepcopy(PROFILES)
+    profiles["profiles"]["standard"]["requiredLicenses"] = ["SPE_E3"]
+    return load_settings({**env, "REGISTRAR_PROFILES": json.dumps(profiles)})
 
 
 async def test_every_graph_call_of_a_whole_run_is_in_the_published_schema(host, settings, graph):
     graph.ctl.seed(devices=[{"serial": "SC-OLD", "manufacturer": "Contoso", "model": "Laptop"}])
-    rows = [portal_row(f"SC-{n}") for n in range(3)] + [portal_row("SC-OLD")]
+    graph.ctl.user("ann@contoso.com", ["INTUNE_A"])
+    rows = [portal_row(f"SC-{n}", user="ann@contoso.com" if n == 0 else "") for n in range(3)] + [portal_row("SC-OLD")]
     upload(settings, "device-uploads", "standard/a.csv", csv_bytes(rows))
     for _ in range(4):
         await host.step()  # ingest, register, poll imports, delete them, list devices, sync, membership
@@ -88,6 +116,7 @@ async def test_every_graph_call_of_a_whole_run_is_in_the_published_schema(host, 
     assert ("POST", "/deviceManagement/importedWindowsAutopilotDeviceIdentities/import") in called
     assert ("POST", "/deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties") in called
     assert ("POST", "/$batch") in called
+    assert ("GET", "/users/{id}") in called and ("GET", "/subscribedSkus") in called  # the licence check
     assert ("DELETE", "/groups/{id}/members/{id}/$ref") in called and ("POST", "/groups/{id}/members/$ref") in called
     problems = []
     for call in calls:

@@ -4,7 +4,13 @@ the product's calls need, and what the infrastructure grants must be the same se
 import re
 from pathlib import Path
 
-from registrar.emulators.graph.permissions import PRODUCT_GRANTS, ROUTE_PERMISSIONS, effective, missing
+from registrar.emulators.graph.permissions import (
+    APP_ONLY_UNSUPPORTED,
+    PRODUCT_GRANTS,
+    ROUTE_PERMISSIONS,
+    effective,
+    missing,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every route the product calls (shared/graph/*): a new call must be added here and so be checked.
@@ -20,6 +26,8 @@ PRODUCT_ROUTES = {
     "groups.members.list",
     "groups.members.add",
     "groups.members.remove",
+    "users.get",
+    "subscribedSkus.list",
 }
 
 
@@ -43,3 +51,12 @@ def test_adding_a_device_to_a_group_needs_device_readwrite_as_well():
     assert missing("groups.members.add", {"GroupMember.ReadWrite.All", "Device.Read.All"}) == ["Device.ReadWrite.All"]
     assert missing("groups.members.remove", {"GroupMember.ReadWrite.All"}) == []
     assert missing("devices.list", {"Device.ReadWrite.All"}) == []  # the higher permission covers reads
+
+
+def test_the_product_calls_no_route_that_application_permissions_cannot_reach():
+    """user-list-licensedetails: Application "Not supported". The licence check reads assignedLicenses
+    (User.Read.All) and subscribedSkus (LicenseAssignment.Read.All) instead."""
+    assert "users.licenseDetails.list" in APP_ONLY_UNSUPPORTED
+    assert not PRODUCT_ROUTES & APP_ONLY_UNSUPPORTED
+    assert ROUTE_PERMISSIONS["users.get"] == {"User.Read.All"}
+    assert ROUTE_PERMISSIONS["subscribedSkus.list"] == {"LicenseAssignment.Read.All"}

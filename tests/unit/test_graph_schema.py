@@ -27,6 +27,8 @@ def test_every_v1_route_of_the_emulator_is_in_the_published_schema():
         segments = [s.rstrip("?") for s in segments if s not in ("?",)]
         root = segments[0]
         assert root in table["roots"], (name, root)
+        if root == "users" and len(segments) > 2:  # /users/{id}/<navigation>
+            assert segments[2] in table["navigations"]["user"], (name, segments[2])
         if root == "deviceManagement":
             assert segments[1] in table["navigations"]["deviceManagement"], (name, segments[1])
             actions = {a for binding in table["boundActions"].values() for a in binding}
@@ -42,3 +44,12 @@ def test_the_types_the_product_writes_have_the_properties_it_sends():
     assert imported["hardwareIdentifier"] == "Edm.Binary"
     update = v1_0()["boundActions"]["windowsAutopilotDeviceIdentity"]["updateDeviceProperties"]
     assert "groupTag" in update
+
+
+def test_the_licence_check_types_are_in_the_schema():
+    table = v1_0()
+    assert table["roots"]["users"] == "user" and table["roots"]["subscribedSkus"] == "subscribedSku"
+    assert table["navigations"]["user"]["licenseDetails"] == "Collection(graph.licenseDetails)"
+    assert set(table["types"]["licenseDetails"]) == {"id", "skuId", "skuPartNumber", "servicePlans"}
+    assert table["types"]["user"]["assignedLicenses"] == "Collection(graph.assignedLicense)"
+    assert {"skuId", "skuPartNumber"} <= set(table["types"]["subscribedSku"])

@@ -238,7 +238,19 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
             for d in data.get("devices", [])
         ]
         groups = [tenant.create_group(g) for g in data.get("groups", [])]
-        return JSONResponse({"devices": [d.as_graph(True) for d in devices], "groups": [g.as_graph() for g in groups]})
+        # Users and their licences (part numbers): {"userPrincipalName", "skus": [...], "displayName"?, "id"?}.
+        # Seeding a user again replaces its licences (an admin assigning one).
+        users = [
+            tenant.seed_user(u["userPrincipalName"], list(u.get("skus", [])), u.get("displayName", ""), u.get("id", ""))
+            for u in data.get("users", [])
+        ]
+        return JSONResponse(
+            {
+                "devices": [d.as_graph(True) for d in devices],
+                "groups": [g.as_graph() for g in groups],
+                "users": [u.as_graph() for u in users],
+            }
+        )
 
     async def enroll(request: Request) -> Response:
         data = await body(request)
@@ -283,6 +295,8 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
                 "groups": [
                     {**g.as_graph(), "members": [e.id for e in tenant.members(g)]} for g in tenant.groups.values()
                 ],
+                "users": [{**u.as_graph(), "licenseDetails": tenant.license_details(u)} for u in tenant.users.values()],
+                "subscribedSkus": tenant.subscribed_skus(),
                 "otherTenantSerials": sorted(tenant.other_tenant_serials),
                 "importedSerials": tenant.imported_serials,
                 "lastSyncDateTime": tenant.last_sync_time,

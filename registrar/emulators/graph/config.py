@@ -74,6 +74,10 @@ class EmulatorConfig:
     app_roles: dict[str, list[str]] = field(
         default_factory=lambda: {"dev.autopilot-registrar-dev": sorted(_product_grants())}
     )
+    # Bearer tokens that stand for a signed-in user (delegated permissions); every other token is an
+    # application's (app-only, as the product's managed identity is). Only these may call the routes whose
+    # api-reference says Application "Not supported" (permissions.APP_ONLY_UNSUPPORTED).
+    delegated_tokens: list[str] = field(default_factory=list)
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply a partial update (the control API's ``PATCH /_emulator/config``)."""

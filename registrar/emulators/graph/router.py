@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from . import schema
 from .faults import FaultInjector
-from .permissions import missing
-from .tenant import GraphError, Tenant
+from .permissions import APP_ONLY_UNSUPPORTED, missing
+from .tenant import USER_DEFAULT_PROPERTIES, GraphError, Tenant
 from .throttle import Throttle, retry_after_header
 
 MAX_BATCH = 20
@@ -77,8 +77,9 @@ _ID_SEGMENT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
 
 
 def path_shape(path: str) -> str:
-    """``/groups/6f1c.../members/$ref`` -> ``/groups/{id}/members/$ref``."""
-    return "/".join("{id}" if _ID_SEGMENT.fullmatch(s) else s for s in path.rstrip("/").split("/"))
+    """``/groups/6f1c.../members/$ref`` -> ``/groups/{id}/members/$ref``; a userPrincipalName key
+    (``/users/ann@contoso.com``) is an id too."""
+    return "/".join("{id}" if _ID_SEGMENT.fullmatch(s) or "@" in s else s for s in path.rstrip("/").split("/"))
 
 
 def error_body(code: str, message: str, request_id: str, client_request_id: str | None) -> dict[str, Any]:
@@ -154,6 +155,9 @@ class GraphRouter:
         self._add(
             "DELETE", "/groups/{id}/members/{member}/$ref", "groups.members.remove", self._remove_member, write=True
         )
+        self._add("GET", "/users/{id}", "users.get", self._get_user)
+        self._add("GET", "/users/{id}/licenseDetails", "users.licenseDetails.list", self._license_details)
+        self._add("GET", "/subscribedSkus", "subscribedSkus.list", self._subscribed_skus)
 
     def _add(self, method: str, template: str, name: str, handler: Handler, write: bool = False) -> None:
         regex = re.escape(template).replace(r"\{id\}", r"(?P<id>[^/]+)").replace(r"\{member\}", r"(?P<member>[^/]+)")
@@ -199,6 +203,10 @@ class GraphRouter:
             return self._error(
                 400, "BadRequest", f"Resource not found for the segment '{request.path}'.", request_id, crid
             )
+        if route.name in APP_ONLY_UNSUPPORTED and request.app not in self.tenant.config.delegated_tokens:
+            # The api-reference table says Application: "Not supported"; an app-only token is refused.
+            message = "Insufficient privileges to complete the operation (application permissions are not supported)."
+            return self._error(403, "Authorization_RequestDenied", message, request_id, crid)
         granted = self.tenant.config.app_roles.get(request.app)
         lacking = missing(route.name, set(granted)) if granted is not None else []
         if lacking:
@@ -406,3 +414,64 @@ class GraphRouter:
     def _remove_member(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
         self.tenant.remove_member(params["id"], params["member"])
         return GraphResponse(204)
+
+    # -- users and licences (the licence check) ---------------------------------------------------------------
+    def _select(self, request: GraphRequest, type_name: str) -> list[str]:
+        """``$select`` names, each a property of the v1.0 type (Graph answers 400 otherwise)."""
+        names = [n.strip() for n in request.query.get("$select", "").split(",") if n.strip()]
+        known = schema.v1_0()["types"].get(type_name, {})
+        for name in names:
+            if name not in known:
+                raise GraphError(
+                    400,
+                    "BadRequest",
+                    f"Could not find a property named '{name}' on type 'microsoft.graph.{type_name}'.",
+                )
+        return names
+
+    @staticmethod
+    def _only(request: GraphRequest, allowed: tuple[str, ...], what: str) -> None:
+        for option in request.query:
+            if option.startswith("$") and option not in allowed:
+                raise GraphError(400, "BadRequest", f"Query option '{option}' is not supported for {what}.")
+
+    def _get_user(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        self._only(request, ("$select", "$expand"), "this request")
+        names = self._select(request, "user")
+        user = self.tenant.get_user(params["id"])
+        body = user.as_graph()
+        keep = set(names) | {"id"} if names else set(USER_DEFAULT_PROPERTIES)  # assignedLicenses only on $select
+        selected = f"({','.join(names)})" if names else ""
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": f"{request.base_url}/{request.version}/$metadata#users{selected}/$entity",
+                **{k: v for k, v in body.items() if k in keep},
+            },
+        )
+
+    def _license_details(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        self._only(request, ("$select",), "licenseDetails")  # the page documents $select only
+        names = self._select(request, "licenseDetails")
+        user = self.tenant.get_user(params["id"])
+        items = self.tenant.license_details(user)
+        if names:
+            items = [{k: v for k, v in i.items() if k in names or k in ("id", "@odata.type")} for i in items]
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": f"{request.base_url}/{request.version}/$metadata#users('{user.id}')/licenseDetails",
+                "value": items,
+            },
+        )
+
+    def _subscribed_skus(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
+        # subscribedsku-list: "supports only the $select OData query parameter ... It does not support $filter."
+        self._only(request, ("$select",), "subscribedSkus")
+        names = self._select(request, "subscribedSku")
+        items = self.tenant.subscribed_skus()
+        if names:
+            items = [{k: v for k, v in i.items() if k in names or k in ("id", "@odata.type")} for i in items]
+        return GraphResponse(
+            200, {"@odata.context": f"{request.base_url}/{request.version}/$metadata#subscribedSkus", "value": items}
+        )

@@ -97,6 +97,11 @@ class EmulatorControl:
     def seed(self, **scene: Any) -> dict[str, Any]:
         return self._call("POST", "/seed", scene)
 
+    def user(self, upn: str, skus: list[str] | tuple[str, ...] = (), display_name: str = "") -> dict[str, Any]:
+        """Seed a user holding these licences (SKU part numbers); again for the same UPN replaces them."""
+        scene = {"userPrincipalName": upn, "skus": list(skus), "displayName": display_name}
+        return self.seed(users=[scene])["users"][0]
+
     def enroll(self, serial: str, last_contacted: str | None = None) -> dict[str, Any]:
         return self._call("POST", "/enroll", {"serial": serial, "lastContactedDateTime": last_contacted})
 

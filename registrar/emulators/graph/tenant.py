@@ -7,6 +7,7 @@ waiting.
 
 from __future__ import annotations
 
+import base64
 import heapq
 import re
 import time
@@ -183,6 +184,55 @@ class Group:
         }
 
 
+# The properties GET /users/{id} returns without $select (api-reference user-get, "Optional query parameters").
+USER_DEFAULT_PROPERTIES = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "id",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+)
+_SKU_NAMESPACE = uuid.UUID("6f0d3c1e-5b2a-4c7e-9d41-2a8e0c5f7b13")
+
+
+def sku_id(part_number: str) -> str:
+    """A made-up but stable ``skuId`` for a part number (real tenants have Microsoft's fixed ids)."""
+    return str(uuid.uuid5(_SKU_NAMESPACE, part_number.upper()))
+
+
+@dataclass(slots=True)
+class User:
+    id: str
+    user_principal_name: str
+    display_name: str
+    sku_ids: list[str] = field(default_factory=list)  # assignedLicenses, direct or through a group alike
+
+    def as_graph(self) -> dict[str, Any]:
+        """Every property the emulator knows; the router keeps the default set or the ``$select``-ed ones."""
+        return {
+            "@odata.type": "#microsoft.graph.user",
+            "id": self.id,
+            "userPrincipalName": self.user_principal_name,
+            "displayName": self.display_name,
+            "mail": self.user_principal_name,
+            "businessPhones": [],
+            "givenName": None,
+            "surname": None,
+            "jobTitle": None,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+            "accountEnabled": True,
+            "assignedLicenses": [{"disabledPlans": [], "skuId": s} for s in self.sku_ids],
+        }
+
+
 _RULE_TERM = re.compile(r'-any\s*\(\s*_\s*-(eq|contains)\s*"([^"]*)"\s*\)|-contains\s*"([^"]*)"', re.IGNORECASE)
 
 
@@ -221,6 +271,8 @@ class Tenant:
         self.entra: dict[str, EntraDevice] = {}  # by object id, once visible
         self.groups: dict[str, Group] = {}
         self.other_tenant_serials: set[str] = set()
+        self.users: dict[str, User] = {}  # by object id
+        self.skus: dict[str, str] = {}  # subscribed SKUs: skuId -> skuPartNumber
         self.last_sync_at: float | None = None
         self.last_sync_time = NEVER
         # Work waiting for the clock, as heaps of (due, sequence, id): a request costs O(due work), not O(tenant).
@@ -513,6 +565,79 @@ class Tenant:
                 "present.",
             )
         group.members.discard(object_id)
+
+    # -- users and licences -----------------------------------------------------------------------------------
+    def get_user(self, key: str) -> User:
+        """By object id or userPrincipalName (case-insensitive), as ``/users/{id | userPrincipalName}``."""
+        if key.startswith("$"):
+            # api-reference user-get: a UPN that begins with '$' in the path "fails with a 400 Bad Request"
+            # (it must be addressed as /users('$x@y.com')).
+            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{key}'.")
+        user = self.users.get(key.lower()) or next(
+            (u for u in self.users.values() if u.user_principal_name.casefold() == key.casefold()), None
+        )
+        if user is None:
+            raise GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
+            )
+        return user
+
+    def license_details(self, user: User) -> list[dict[str, Any]]:
+        """The user's licenseDetails (api-reference user-list-licensedetails): direct and group licences alike."""
+        return [
+            {
+                "@odata.type": "#microsoft.graph.licenseDetails",
+                # Graph's ids are opaque base64url strings (43 characters in the docs' example).
+                "id": base64.urlsafe_b64encode(uuid.UUID(user.id).bytes + uuid.UUID(s).bytes).decode().rstrip("="),
+                "skuId": s,
+                "skuPartNumber": self.skus.get(s, ""),
+                "servicePlans": [],
+            }
+            for s in user.sku_ids
+        ]
+
+    def subscribed_skus(self) -> list[dict[str, Any]]:
+        """The tenant's subscriptions (api-reference subscribedsku-list, resource subscribedSku)."""
+        tenant = self.config.tenant_id
+        return [
+            {
+                "@odata.type": "#microsoft.graph.subscribedSku",
+                "id": f"{tenant}_{skuid}",
+                "accountId": tenant,
+                "accountName": "Contoso",
+                "appliesTo": "User",
+                "capabilityStatus": "Enabled",
+                "consumedUnits": sum(skuid in u.sku_ids for u in self.users.values()),
+                "prepaidUnits": {"enabled": 1000, "suspended": 0, "warning": 0, "lockedOut": 0},
+                "servicePlans": [],
+                "skuId": skuid,
+                "skuPartNumber": part,
+                "subscriptionIds": [],
+            }
+            for skuid, part in sorted(self.skus.items(), key=lambda item: item[1])
+        ]
+
+    def seed_user(self, upn: str, skus: list[str], display_name: str = "", object_id: str = "") -> User:
+        """A user with these licences (part numbers; subscribed by the tenant on first use). Seeding a UPN
+        again replaces its licences: an admin assigning or removing a licence."""
+        if not upn or "@" not in upn:
+            raise ValueError(f"userPrincipalName {upn!r} must look like name@domain")
+        ids = []
+        for part in skus:
+            if not isinstance(part, str) or not part.strip():
+                raise ValueError("skus must be non-empty part numbers such as SPE_E3")
+            ids.append(sku_id(part.strip()))
+            self.skus.setdefault(ids[-1], part.strip().upper())
+        existing = next((u for u in self.users.values() if u.user_principal_name.casefold() == upn.casefold()), None)
+        if existing is not None:
+            existing.sku_ids = ids
+            existing.display_name = display_name or existing.display_name
+            return existing
+        user = User(str(object_id or uuid.uuid4()).lower(), upn, display_name or upn.split("@")[0], ids)
+        self.users[user.id] = user
+        return user
 
     # -- control ----------------------------------------------------------------------------------------
     def enroll(self, serial: str, when: datetime | None = None) -> AutopilotDevice:

@@ -19,14 +19,22 @@ from pathlib import Path
 
 NS = {"edm": "http://docs.oasis-open.org/odata/ns/edm"}
 HERE = Path(__file__).resolve().parent
-DEFAULT_SOURCE = HERE.parents[4] / ".." / "shared" / "reference" / "graph-metadata" / "v1.0-csdl.xml"
+DEFAULT_SOURCE = HERE.parents[3] / ".." / "shared" / "reference" / "graph-metadata" / "v1.0-csdl.xml"
 ORIGIN = "microsoftgraph/msgraph-metadata clean_v10_metadata/cleanMetadata.xml @ f54f11b6 (August 2026)"
 
 # What the emulator serves: top-level segment -> the types reachable under it that it needs.
-ROOTS = {"deviceManagement": "singleton", "devices": "entityset", "groups": "entityset", "directoryObjects": "entityset"}
+ROOTS = {
+    "deviceManagement": "singleton",
+    "devices": "entityset",
+    "groups": "entityset",
+    "directoryObjects": "entityset",
+    "users": "entityset",
+    "subscribedSkus": "entityset",
+}
 NAVIGATIONS = {
     "deviceManagement": ["importedWindowsAutopilotDeviceIdentities", "windowsAutopilotDeviceIdentities"],
     "group": ["members"],
+    "user": ["licenseDetails"],
 }
 TYPES = [
     "importedWindowsAutopilotDeviceIdentity",
@@ -34,6 +42,11 @@ TYPES = [
     "windowsAutopilotDeviceIdentity",
     "device",
     "group",
+    "user",
+    "assignedLicense",
+    "licenseDetails",
+    "servicePlanInfo",
+    "subscribedSku",
 ]
 ACTIONS_ON = ["importedWindowsAutopilotDeviceIdentity", "windowsAutopilotDeviceIdentity", "windowsAutopilotSettings"]
 
