@@ -99,6 +99,7 @@ async def register_batch(deliveries: list[Delivery], ctx: RegisterContext) -> li
     deadline = ctx.clock() + ctx.policy.time_budget
     outcomes: list[DeviceOutcome] = []
     work: list[_Work] = []
+    claimed: set[str] = set()
     for delivery in deliveries:
         try:
             message = RegistrationMessage.from_json(delivery.body)
@@ -108,9 +109,16 @@ async def register_batch(deliveries: list[Delivery], ctx: RegisterContext) -> li
             ctx.store.record_bad_message(delivery.message_id, reason)
             outcomes.append(DeviceOutcome(delivery, "malformed", reason))
             continue
+        if serial_key(message.serial) in claimed:
+            # Two copies of one device in one batch (a redelivery beside a re-driven copy, or a copy that
+            # slipped past duplicate detection): one import item per device, or Graph fails the second
+            # as ZtdDeviceDuplicated and the device would read "Registration failed".
+            outcomes.append(DeviceOutcome(delivery, "skipped", "another copy is in this batch", message.serial))
+            continue
         item, skipped = _claim(delivery, message, ctx.store)
         if item is not None:
             work.append(item)
+            claimed.add(_key(item))
         else:
             outcomes.append(DeviceOutcome(delivery, "skipped", skipped, message.serial))
     if not work:

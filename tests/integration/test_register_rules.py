@@ -206,3 +206,17 @@ async def test_the_import_calls_request_id_and_time_are_kept_for_support(host, s
         f"(call at {device.import_requested_at[:-1]} UTC)"
     )
     assert device.import_id not in message  # the import record's id is not what support can trace
+
+
+async def test_two_copies_of_a_device_in_one_batch_import_it_once(host, settings, graph):
+    """After a crash a redelivered message and its re-driven copy can meet in one batch: one import item,
+    never a ZtdDeviceDuplicated "Registration failed" for a device that was registered."""
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("TW-1"), portal_row("TW-2")]))
+    host.poll_uploads()
+    messages = queued_messages(host)
+    outcomes = await register.main(messages + queued_messages(host, delivery_count=2), host.runtime)
+    assert sorted(o.result for o in outcomes) == ["registered", "registered", "skipped", "skipped"]
+    assert graph.ctl.state()["importedSerials"] == {"TW-1": 1, "TW-2": 1}
+    graph.ctl.advance(60)
+    await host.step()
+    assert {host.runtime.store.get_device(s).state for s in ("TW-1", "TW-2")} == {DeviceState.READY}
