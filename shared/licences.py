@@ -147,11 +147,14 @@ async def check_licences(
     now: datetime,
 ) -> LicenceSummary:
     """Set the Ready message of each device whose profile requires licences and whose assigned user is due
-    for a check. Each user is read at most once per run; a refusal or throttling stops the check for this
-    run (the devices keep their message and are due again next run), never the reconcile."""
+    for a check. Each user is read at most once per run. A missing permission (401/403), throttling or an
+    outage stops the check for this run; a refusal about one user (e.g. a 400 for a UPN Graph cannot address)
+    skips that user. Either way the devices keep their message and are due again next run, and the reconcile
+    goes on; the reasons are in the summary's errors."""
     summary = LicenceSummary()
     catalog: dict[str, str] | None = None
     held_by_user: dict[str, set[str] | None] = {}  # user (casefold) -> part numbers held, None: no such user
+    skipped: set[str] = set()  # users Graph refused to read this run (their devices keep their message)
     for device in devices:
         if DeviceState(device.state) != DeviceState.READY or not is_ready_message(device.message):
             continue
@@ -165,6 +168,8 @@ async def check_licences(
         key = check_key(user, required)
         if not due(device.licence_checked, key, now):
             continue
+        if user.casefold() in skipped:
+            continue
         if user.casefold() not in held_by_user:
             try:
                 if catalog is None:
@@ -174,11 +179,20 @@ async def check_licences(
                     held_by_user[user.casefold()] = {catalog.get(s, s) for s in await reader.assigned_sku_ids(user)}
                 except UserNotFound:
                     held_by_user[user.casefold()] = None
-            except (GraphRefused, GraphUnavailable) as error:
-                status = getattr(error, "status", 0)
-                hint = " (the check needs User.Read.All and LicenseAssignment.Read.All)" if status == 403 else ""
-                summary.errors.append(f"licence check: {error}{hint}")
-                log.warning("licence check stopped for this run", extra={"status": status})
+            except GraphRefused as error:
+                if error.status in (401, 403) or catalog is None:  # a permission is missing: stop for this run
+                    summary.errors.append(
+                        f"licence check: {error} (the check needs User.Read.All and LicenseAssignment.Read.All)"
+                    )
+                    log.warning("licence check stopped for this run", extra={"status": error.status})
+                    break
+                # This user only (e.g. a userPrincipalName Graph cannot address): say so, check the others.
+                summary.errors.append(f"licence check of {user} ({device.serial}): {error}")
+                skipped.add(user.casefold())
+                continue
+            except GraphUnavailable as error:
+                summary.errors.append(f"licence check: {error}; the next run goes on")  # throttled or down
+                log.warning("licence check stopped for this run", extra={"status": error.status})
                 break
             summary.users_checked += 1
         held = held_by_user[user.casefold()]
