@@ -40,7 +40,6 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
     }
     redrive = redrive_stuck(rt.store, rt.sender, settings.tenant_id, settings.duplicate_window_seconds)
     imports = await reconcile_imports(rt.store, rt.graph)
-    imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
     fleet = await reconcile_fleet(
         rt.store,
         rt.graph,
@@ -49,6 +48,8 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
         newly_registered=imports.registered,
         licences=rt.licences,
     )
+    # Membership before clean-up: deleting processed import records is the least urgent write.
+    imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
     changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set()) | changed_elsewhere
     if changed or imports.registered or imports.failed:
         refresh_reports(rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners))

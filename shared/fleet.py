@@ -197,12 +197,20 @@ async def _membership(
         members[name] = {m.object_id for m in listed}
         object_by_device_id.update({m.device_id: m.object_id for m in listed if m.device_id})
     changes: list[MembershipChange] = []
-    lookups = 0
+    unknown = [
+        d.aad_device_id
+        for d in managed
+        if d.aad_device_id and not d.entra_object_id and d.aad_device_id not in object_by_device_id
+    ]
+    # Bounded (a run must end well within the Functions timeout at any fleet size) and batched: 20 lookups
+    # per HTTP call. The object id is kept on the device once found, so each device is looked up once.
+    looked_up = await directory.find_devices(unknown[:MAX_LOOKUPS_PER_RUN]) if unknown else {}
     for device in managed:
-        object_id = device.entra_object_id or object_by_device_id.get(device.aad_device_id, "")
-        if not object_id and device.aad_device_id and lookups < MAX_LOOKUPS_PER_RUN:
-            lookups += 1  # bounded: a run must end well within the Functions timeout at any fleet size
-            object_id = await directory.find_device(device.aad_device_id) or ""
+        object_id = (
+            device.entra_object_id
+            or object_by_device_id.get(device.aad_device_id, "")
+            or looked_up.get(device.aad_device_id, "")
+        )
         if not object_id:
             summary.entra_missing += 1  # eventual consistency: the Entra object is not there yet
             continue

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .errors import ALREADY_REGISTERED, describe_import_error
-from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphRefused, GraphUnavailable, ImportedRecord
+from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphUnavailable, ImportedRecord
 from .intake.model import serial_key
 from .state import DeviceRecord, StateStore
 from .states import DeviceState
@@ -92,20 +92,16 @@ async def reconcile_imports(
     return summary
 
 
-async def delete_processed_imports(store: StateStore, graph: AutopilotClient, limit: int = 500) -> int:
-    """Delete up to ``limit`` processed import records; stop at the first throttle (the rest wait)."""
-    deleted = 0
-    for import_id in store.cleanup_ids(limit):
-        try:
-            await graph.delete_import(import_id)
-        except GraphRefused as error:
-            if error.status != 404:  # already gone is done; anything else is kept for a later run
-                continue
-        except GraphUnavailable:
-            break
-        store.done_cleanup(import_id)
-        deleted += 1
-    return deleted
+async def delete_processed_imports(store: StateStore, graph: AutopilotClient, limit: int = 2000) -> int:
+    """Delete up to ``limit`` processed import records, 20 per HTTP call; stop at the first throttle (the
+    rest wait for the next run). Called after the fleet's membership work: clean-up is the least urgent
+    write, so it takes what the budget has left."""
+    ids = store.cleanup_ids(limit)
+    if not ids:
+        return 0
+    gone, _throttled = await graph.delete_imports(ids)
+    store.done_cleanups(gone)
+    return len(gone)
 
 
 def _registered(

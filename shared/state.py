@@ -304,8 +304,13 @@ class StateStore:
 
     # -- processed import records still to delete from Graph (paced by the write budget) -------------------
     def add_cleanup(self, import_ids: Iterable[str]) -> None:
-        for import_id in import_ids:
-            self.devices.upsert_entity({"PartitionKey": CLEANUP_PARTITION, "RowKey": import_id})
+        """One entity-group transaction per 100 ids (one partition): a storage call per 100, not per id."""
+        ids = sorted(set(import_ids))
+        for start in range(0, len(ids), 100):
+            operations = [
+                ("upsert", {"PartitionKey": CLEANUP_PARTITION, "RowKey": i}) for i in ids[start : start + 100]
+            ]
+            self.devices.submit_transaction(operations)
 
     def cleanup_ids(self, limit: int) -> list[str]:
         entities = self.devices.query_entities(f"PartitionKey eq '{CLEANUP_PARTITION}'", results_per_page=limit)
@@ -315,6 +320,17 @@ class StateStore:
             if len(ids) >= limit:
                 break
         return ids
+
+    def done_cleanups(self, import_ids: list[str]) -> None:
+        """Forget deleted import records, 100 per transaction; a transaction fails as a whole when one entity
+        is already gone (another instance forgot it): then one by one."""
+        for start in range(0, len(import_ids), 100):
+            chunk = import_ids[start : start + 100]
+            try:
+                self.devices.submit_transaction([("delete", {"PartitionKey": CLEANUP_PARTITION, "RowKey": i}) for i in chunk])
+            except (TableTransactionError, ResourceNotFoundError):
+                for import_id in chunk:
+                    self.done_cleanup(import_id)
 
     def done_cleanup(self, import_id: str) -> None:
         try:

@@ -162,6 +162,34 @@ class AutopilotClient:
     async def list_devices(self) -> list[AutopilotDevice]:
         return await list_autopilot_devices(self._client)
 
+    async def delete_imports(self, identity_ids: list[str]) -> tuple[list[str], bool]:
+        """Delete processed import records, 20 per ``$batch`` HTTP call (each item is a write Graph counts).
+        Returns the ids that are gone (deleted, or 404: already gone) and whether Graph or the shared budget
+        said "later": the caller stops there and the next run goes on."""
+        from .batch import BATCH_LIMIT, post_batch
+
+        gone: list[str] = []
+        for start in range(0, len(identity_ids), BATCH_LIMIT):
+            chunk = identity_ids[start : start + BATCH_LIMIT]
+            requests = [
+                {"id": str(index), "method": "DELETE", "url": f"/deviceManagement/importedWindowsAutopilotDeviceIdentities/{i}"}
+                for index, i in enumerate(chunk)
+            ]
+            try:
+                answers = await post_batch(self._client, requests)
+            except GraphUnavailable:
+                return gone, True
+            throttled = False
+            for index, identity_id in enumerate(chunk):
+                status = int(answers.get(str(index), {}).get("status") or 0)
+                if 200 <= status < 300 or status == 404:
+                    gone.append(identity_id)
+                elif status == 429 or status >= 500 or status == 0:
+                    throttled = True
+            if throttled:
+                return gone, True
+        return gone, False
+
     async def delete_import(self, identity_id: str) -> None:
         """No SDK retries here: cleanup stops at the first 429 and resumes next run, instead of sleeping."""
         config = RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])

@@ -4,9 +4,9 @@ membership changes, group-tag updates and the Autopilot sync."""
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
@@ -21,8 +21,7 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core import PageIterator
 
 from .autopilot import GraphRefused, GraphUnavailable, classify
-
-BATCH_LIMIT = 20
+from .batch import BATCH_LIMIT, post_batch
 
 
 def beta_root(base_url: str) -> str:
@@ -103,6 +102,39 @@ class DirectoryClient:
             raise classify(error) from error
         return result.value[0].id if result and result.value else None
 
+    async def find_devices(self, device_ids: list[str]) -> dict[str, str]:
+        """Entra object ids for many ``azureActiveDirectoryDeviceId`` values: one ``$batch`` HTTP call per 20
+        lookups (``GET /devices?$filter=deviceId eq '...'`` each, the documented filter). Devices not visible
+        yet (eventual consistency) or whose item was throttled are absent: the next run asks again."""
+        found: dict[str, str] = {}
+        for start in range(0, len(device_ids), BATCH_LIMIT):
+            chunk = device_ids[start : start + BATCH_LIMIT]
+            requests = [
+                {
+                    "id": str(index),
+                    "method": "GET",
+                    "url": "/devices?" + urlencode({"$filter": f"deviceId eq '{device_id}'", "$select": "id,deviceId"}),
+                }
+                for index, device_id in enumerate(chunk)
+            ]
+            try:
+                answers = await self._post_batch(requests)
+            except GraphUnavailable:  # the whole call throttled or failed: what was found stands
+                break
+            throttled = 0
+            for index, device_id in enumerate(chunk):
+                answer = answers.get(str(index), {})
+                if answer.get("status") == 429:
+                    throttled += 1
+                    continue
+                body = answer.get("body") if isinstance(answer.get("body"), dict) else {}
+                value = body.get("value") or []
+                if answer.get("status") == 200 and value and value[0].get("id"):
+                    found[device_id] = str(value[0]["id"])
+            if throttled == len(chunk):  # Entra's budget is spent: the rest waits for the next run
+                break
+        return found
+
     async def group(self, group_id: str) -> GroupInfo:
         try:
             group = await self._client.groups.by_group_id(group_id).get()
@@ -154,7 +186,16 @@ class DirectoryClient:
         longest_wait = 0.0
         for start in range(0, len(changes), BATCH_LIMIT):
             chunk = changes[start : start + BATCH_LIMIT]
-            answers = await self._post_batch([_batch_item(str(index), change) for index, change in enumerate(chunk)])
+            try:
+                answers = await self._post_batch(
+                    [_batch_item(str(index), change) for index, change in enumerate(chunk)]
+                )
+            except GraphUnavailable as error:
+                if error.maybe_applied:  # a 5xx after the writes may have been applied: the next run reads again
+                    raise
+                for rest in changes[start:]:  # the call itself was throttled (or the shared budget spent)
+                    results[rest] = ItemResult(429, "TooManyRequests", "not sent: the budget was spent")
+                return max(longest_wait, error.retry_after or 1.0)
             throttled_in_chunk = 0
             for index, change in enumerate(chunk):
                 answer = answers.get(str(index), {})
@@ -176,17 +217,7 @@ class DirectoryClient:
         return longest_wait
 
     async def _post_batch(self, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """POST /$batch with items built here, as the JSON batching docs spell them: relative URLs and only
-        the documented properties (msgraph-core's BatchRequestContent adds a ``depends_on`` property)."""
-        adapter = self._client.request_adapter
-        info = RequestInformation(Method.POST, f"{adapter.base_url}/$batch")
-        info.headers.try_add("Content-Type", "application/json")
-        info.content = json.dumps({"requests": requests}).encode()
-        try:
-            raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
-        except Exception as error:  # noqa: BLE001
-            raise classify(error) from error
-        return {str(r.get("id")): r for r in json.loads(raw or b"{}").get("responses", [])}
+        return await post_batch(self._client, requests)
 
     async def sync(self) -> bool:
         """Ask Intune to sync Autopilot devices. False when it says "not now" (409 running, 429 too soon).

@@ -1,0 +1,36 @@
+"""JSON ``$batch`` as the docs spell it: items built here with relative URLs and only the documented
+properties (msgraph-core's BatchRequestContent writes absolute URLs and a ``depends_on`` property: SDK
+issues microsoftgraph/msgraph-sdk-python#1015, msgraph-sdk-python-core#1116). One HTTP call carries up to
+20 requests; Graph throttles each item on its own (autopilot-graph-facts.md, JSON $batch)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphServiceClient
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+from .autopilot import classify
+
+BATCH_LIMIT = 20
+
+
+async def post_batch(client: GraphServiceClient, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """POST /$batch; the answers by item id (status, headers, body). Items are not retried by the SDK
+    (it cannot retry a throttled item); the whole call is not either, since its writes may be applied."""
+    if len(requests) > BATCH_LIMIT:
+        raise ValueError(f"a $batch holds at most {BATCH_LIMIT} requests")
+    adapter = client.request_adapter
+    info = RequestInformation(Method.POST, f"{adapter.base_url}/$batch")
+    info.headers.try_add("Content-Type", "application/json")
+    info.content = json.dumps({"requests": requests}).encode()
+    info.add_request_options([RetryHandlerOption(max_retries=0)])
+    try:
+        raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
+    except Exception as error:  # noqa: BLE001
+        raise classify(error) from error
+    return {str(r.get("id")): r for r in json.loads(raw or b"{}").get("responses", [])}
