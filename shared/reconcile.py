@@ -6,6 +6,7 @@ Cost grows with pending work: with no device pending, a run reads nothing from G
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -92,14 +93,20 @@ async def reconcile_imports(
     return summary
 
 
-async def delete_processed_imports(store: StateStore, graph: AutopilotClient, limit: int = 2000) -> int:
-    """Delete up to ``limit`` processed import records, 20 per HTTP call; stop at the first throttle (the
-    rest wait for the next run). Called after the fleet's membership work: clean-up is the least urgent
-    write, so it takes what the budget has left."""
+CLEANUP_SECONDS = 20.0
+
+
+async def delete_processed_imports(
+    store: StateStore, graph: AutopilotClient, limit: int = 2000, seconds: float = CLEANUP_SECONDS
+) -> int:
+    """Delete up to ``limit`` processed import records, 20 per HTTP call, for at most ``seconds``; stop at
+    the first throttle (the rest wait for the next run). Called after the fleet's membership work: clean-up
+    is the least urgent write, so it takes what the budget has left and never holds back the next run's
+    imports and state changes."""
     ids = store.cleanup_ids(limit)
     if not ids:
         return 0
-    gone, _throttled = await graph.delete_imports(ids)
+    gone, _throttled = await graph.delete_imports(ids, until=time.monotonic() + seconds)
     store.done_cleanups(gone)
     return len(gone)
 

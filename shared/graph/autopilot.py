@@ -162,14 +162,19 @@ class AutopilotClient:
     async def list_devices(self) -> list[AutopilotDevice]:
         return await list_autopilot_devices(self._client)
 
-    async def delete_imports(self, identity_ids: list[str]) -> tuple[list[str], bool]:
+    async def delete_imports(self, identity_ids: list[str], until: float | None = None) -> tuple[list[str], bool]:
         """Delete processed import records, 20 per ``$batch`` HTTP call (each item is a write Graph counts).
         Returns the ids that are gone (deleted, or 404: already gone) and whether Graph or the shared budget
-        said "later": the caller stops there and the next run goes on."""
+        said "later" (or ``until``, a ``time.monotonic()`` deadline, passed): the caller stops there and
+        the next run goes on."""
+        import time
+
         from .batch import BATCH_LIMIT, post_batch
 
         gone: list[str] = []
         for start in range(0, len(identity_ids), BATCH_LIMIT):
+            if until is not None and time.monotonic() > until:
+                return gone, True
             chunk = identity_ids[start : start + BATCH_LIMIT]
             requests = [
                 {"id": str(index), "method": "DELETE", "url": f"/deviceManagement/importedWindowsAutopilotDeviceIdentities/{i}"}
