@@ -1,13 +1,22 @@
-"""``partner add`` updates the configuration and yields a SAS that can write but not read or list."""
+"""``partner add`` updates the configuration and yields a SAS that can write but not read or list;
+``partner remove`` takes the partner out and keeps its container."""
 
 import json
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
 
-from registrar.partner_cli import add_partner, local_sas_url
-from shared.config import ConfigError
+from functions import reconcile
+from registrar.localhost.blob_trigger import blob_created_event
+from registrar.localhost.host import LocalHost, LocalTimerRequest
+from registrar.partner_cli import add_partner, local_sas_url, remove_partner
+from shared.config import ConfigError, load_settings
+from shared.storage import blob_service, queue_service
+from tests.helpers import csv_bytes, portal_row
+from tests.integration.conftest import upload
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +96,38 @@ def test_partner_add_without_a_running_stack_never_hangs_and_never_touches_the_s
     assert "No local stack is running" in result.stdout
     assert "fabrikam" in json.loads(config.read_text())["partners"]
     assert (root / "samples" / "profiles.json").read_text() == samples
+
+
+@pytest.mark.anyio
+async def test_a_removed_partner_keeps_its_container_and_its_later_uploads_are_not_processed(
+    host, settings, env, tmp_path
+):
+    config = tmp_path / "profiles.json"
+    config.write_text(env["REGISTRAR_PROFILES"])
+    name = f"standard/{uuid.uuid4().hex[:8]}.csv"
+    upload(settings, "partner-contoso", name, csv_bytes([portal_row("RM-1")]))
+    assert host.poll_uploads() == 1
+
+    remove_partner(config, "contoso")
+    # The app after the redeploy: the same data account, the document without the partner.
+    after = LocalHost(load_settings({**env, "REGISTRAR_PROFILES": config.read_text()}), reconcile_interval=0)
+    assert after.settings.containers == ["device-uploads"]
+    container = blob_service(settings).get_container_client("partner-contoso")
+    kept = {b.name for b in container.list_blobs()}
+    assert {name, f"_reports/{name}.result.csv", f"_reports/{name}.result.json"} <= kept  # uploads and reports stay
+    assert after.runtime.store.get_device("RM-1").partner == "contoso"  # and its devices' records
+
+    # A late upload with a SAS not revoked yet, journaled by a subscription not deleted yet: never processed.
+    late = f"standard/{uuid.uuid4().hex[:8]}.csv"
+    upload(settings, "partner-contoso", late, csv_bytes([portal_row("RM-2")]))
+    etag = container.get_blob_client(late).get_blob_properties().etag
+    event = blob_created_event("partner-contoso", late, etag, 1, container.account_name)
+    event["eventTime"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    queue_service(settings).get_queue_client(settings.upload_events_queue).send_message(json.dumps(event))
+    assert after.poll_uploads() == 0
+    swept = (await reconcile.main(LocalTimerRequest(), after.runtime)).sweep
+    # Both journaled events of the removed partner's container (the first upload's, not swept before the
+    # removal, and the late one) are dropped from the journal, not ingested.
+    assert (swept.events, swept.ingested, swept.ignored) == (2, [], 2)
+    assert after.runtime.store.get_device("RM-2") is None
+    assert f"_reports/{late}.result.json" not in {b.name for b in container.list_blobs()}
