@@ -105,7 +105,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AZURE_CLIENT_ID', value: identityClientId }
         { name: 'AZURE_TENANT_ID', value: tenant().tenantId }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
-        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD;ClientId=${identityClientId}' }
         { name: 'REGISTRAR_PROFILES', value: profilesJson }
         { name: 'REGISTRATION_QUEUE', value: queueName }
         { name: 'GRAPH_BASE_URL', value: 'https://graph.microsoft.com/v1.0' }

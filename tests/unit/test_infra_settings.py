@@ -184,3 +184,34 @@ def test_identity_based_storage_needs_all_three_service_uris(missing):
     del settings[missing]
     with pytest.raises(ConfigError, match=missing):
         load_settings(settings)
+
+
+def test_telemetry_is_sent_with_the_apps_identity_and_never_with_the_ingestion_key():
+    """Application Insights refuses key-only ingestion (local auth disabled); the Functions host signs its
+    telemetry with the user-assigned identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING), and that identity
+    holds Monitoring Metrics Publisher on the component, assigned before the app starts."""
+    monitoring = (INFRA / "modules" / "monitoring.bicep").read_text()
+    component = re.search(
+        r"resource appInsights 'Microsoft\.Insights/components@[^']+' = \{(.*?)\n\}", monitoring, re.S
+    )
+    assert component and re.search(r"^\s*DisableLocalAuth: true$", component.group(1), re.M)
+
+    value = dict(APP_SETTING_VALUE.findall((INFRA / "modules" / "functionapp.bicep").read_text()))[
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    ]
+    evaluated = value.strip("'").replace("${identityClientId}", PARAMS["identityClientId"])
+    assert evaluated == f"Authorization=AAD;ClientId={CLIENT_ID}"  # the documented form
+    # The same identity as every other connection: its client id here, its principal id in the role.
+    assert bicep_app_settings()["AzureWebJobsStorage__clientId"] == CLIENT_ID
+    main = re.sub(r"\s+", " ", (INFRA / "main.bicep").read_text())
+    assert "identityClientId: identity.outputs.clientId" in main and "principalId: identity.outputs.principalId" in main
+    assert "appInsightsName: monitoring.outputs.appInsightsName" in main
+    assert re.search(r"module functionApp '[^']+' = \{.*?dependsOn: \[ roles \]", main)
+
+    roles = re.sub(r"\s+", " ", (INFRA / "modules" / "roles.bicep").read_text())
+    assert "var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'" in roles  # built-in role id
+    assignment = re.search(r"resource telemetryRole '[^']+' = \{(.*?)\} \}", roles)
+    assert assignment, "no Monitoring Metrics Publisher assignment"
+    body = assignment.group(1)
+    assert "scope: appInsights" in body and "principalId: principalId" in body
+    assert "roleDefinitions', monitoringMetricsPublisher)" in body
