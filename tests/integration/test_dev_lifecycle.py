@@ -129,3 +129,61 @@ def test_a_restarted_dev_keeps_graph_and_storage_and_goes_on_reconciling(tmp_pat
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
 
+
+
+@pytest.mark.timeout(400)
+def test_ctrl_c_during_a_1000_device_upload_stops_at_once_and_a_second_dev_registers_each_device_once(tmp_path):
+    """Work in flight when dev stops is redelivered by the next dev (queue messages live in Azurite's data,
+    the emulated tenant is persisted): nothing lost, nothing imported twice."""
+    from tests.helpers import csv_bytes, portal_row
+
+    state_file = tmp_path / "dev.json"
+    env = cli_env(state_file)
+    serials = [f"CC-{n:04d}" for n in range(1000)]
+    upload_file = tmp_path / "thousand.csv"
+    upload_file.write_bytes(csv_bytes([portal_row(s) for s in serials]))
+
+    def states() -> dict[str, str]:
+        result = run_cli(env, "status", "--json")
+        assert result.returncode == 0, result.stderr
+        return {d["serial"]: d["state"] for d in json.loads(result.stdout)["devices"]}
+
+    process, _ = start_dev(env, tmp_path / "data")
+    try:
+        assert run_cli(env, "upload", str(upload_file), "--profile", "standard").returncode == 0
+        deadline = time.monotonic() + 90
+        while True:  # stop while the work is under way: some devices past the queue, not all of them
+            seen = states()
+            moving = [s for s, state in seen.items() if state != "Queued"]
+            if len(seen) == 1000 and moving and len(moving) < 1000:
+                break
+            if len(moving) == 1000:
+                pytest.fail("the upload finished before dev could be interrupted")
+            assert time.monotonic() < deadline, f"the upload never got under way: {len(seen)} devices"
+            time.sleep(0.2)
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 2.0, f"Ctrl+C during the upload took {stopped_in:.1f} s"
+
+    process, _ = start_dev(env, tmp_path / "data")
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            seen = states()
+            if sorted(seen) == serials and set(seen.values()) <= {"Ready for user"}:
+                break
+            failed = {s: state for s, state in seen.items() if state == "Registration failed"}
+            assert not failed, failed
+            assert time.monotonic() < deadline, sorted(set(seen.values()))
+            time.sleep(1)
+        graph_url = json.loads(state_file.read_text())["graphUrl"]
+        import httpx
+
+        imported = httpx.get(graph_url + "/_emulator/state").json()["importedSerials"]
+        assert imported == dict.fromkeys(serials, 1)  # every device imported exactly once
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
