@@ -192,7 +192,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="run the whole pipeline on the bundled samples (Azurite + Graph emulator)")
-    parser.add_argument("--timeout", type=float, default=110.0)
+    parser.add_argument(
+        "--timeout", type=float, default=110.0, help="seconds the demo waits for its devices to settle (default 110)"
+    )
     parser.add_argument(
         "--serve",
         action=argparse.BooleanOptionalAction,

@@ -174,11 +174,13 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     validate = sub.add_parser("validate", help="check CSV files and report accepted, duplicate and rejected rows")
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="CSV files (any encoding PowerShell or Excel writes)")
     validate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     validate.set_defaults(handler=cmd_validate)
     merge = sub.add_parser("merge", help="merge CSV files into Intune-portal-valid files of at most --chunk rows")
-    merge.add_argument("files", nargs="+", metavar="FILE")
-    merge.add_argument("-o", "--output", required=True, metavar="OUT.csv")
+    merge.add_argument("files", nargs="+", metavar="FILE", help="CSV files to merge and de-duplicate")
+    merge.add_argument(
+        "-o", "--output", required=True, metavar="OUT.csv", help="base name: OUT-001.csv, OUT-002.csv, ..."
+    )
     merge.add_argument("--chunk", type=int, default=PORTAL_MAX_ROWS, help="rows per output file (default 500)")
     merge.set_defaults(handler=cmd_merge)

@@ -90,5 +90,5 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("samples", help="write the bundled synthetic sample CSVs")
-    parser.add_argument("--output", default=str(SAMPLES))
+    parser.add_argument("--output", default=str(SAMPLES), help="directory to write them to (default samples/)")
     parser.set_defaults(handler=cmd_samples)

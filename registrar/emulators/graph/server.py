@@ -151,10 +151,12 @@ def cmd_graph_emulator(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("graph-emulator", help="run the Microsoft Graph emulator (Autopilot, Entra, groups)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--processing-seconds", type=float, default=5.0, help="how long imports stay 'unknown'")
-    parser.add_argument("--entra-delay-seconds", type=float, default=5.0)
-    parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--no-throttle", action="store_true")
+    parser.add_argument(
+        "--entra-delay-seconds", type=float, default=5.0, help="how long after registration the Entra device appears"
+    )
+    parser.add_argument("--page-size", type=int, default=100, help="items per page of a collection (default 100)")
+    parser.add_argument("--no-throttle", action="store_true", help="answer every request (no 429s)")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 503")
     parser.set_defaults(handler=cmd_graph_emulator)
