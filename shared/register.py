@@ -238,7 +238,12 @@ async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> l
 def _mark_pending(
     store: StateStore, message: RegistrationMessage, record: ImportedRecord, call: tuple[str, str] = ("", "")
 ) -> None:
-    def pending(device: DeviceRecord) -> None:
+    def pending(device: DeviceRecord) -> bool:
+        if device.state != DeviceState.IMPORTING or device.generation != message.generation:
+            # The timer got there first: it found this import (by serial) and already moved the device on
+            # (Ready, failed), and the import record may be deleted by now. Setting Pending again would leave
+            # the device waiting for a record that no longer exists.
+            return False
         device.state = DeviceState.PENDING
         device.import_id = record.id
         if call[0]:
@@ -246,6 +251,7 @@ def _mark_pending(
         device.error_code = ""
         device.message = "Registration Pending: Intune is processing the import"
         device.pending_since = now_iso()
+        return True
 
     store.update_device(message.serial, pending)
     log.info(

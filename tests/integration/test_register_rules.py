@@ -220,3 +220,28 @@ async def test_two_copies_of_a_device_in_one_batch_import_it_once(host, settings
     graph.ctl.advance(60)
     await host.step()
     assert {host.runtime.store.get_device(s).state for s in ("TW-1", "TW-2")} == {DeviceState.READY}
+
+
+async def test_a_device_the_timer_finished_during_its_import_call_is_not_set_back_to_pending(
+    host, settings, graph, monkeypatch
+):
+    """Another instance's timer can see the import (by serial) and move the device to Ready, and delete
+    the import record, before register saves "Pending": register must not set it back, or the device
+    would wait forever for a record that no longer exists."""
+    from functions import reconcile
+    from registrar.localhost.host import LocalTimerRequest
+
+    upload(settings, "device-uploads", "standard/a.csv", csv_bytes([portal_row("RC-1")]))
+    host.poll_uploads()
+    real_import = host.runtime.graph.import_devices
+
+    async def import_then_timer(messages):
+        result = await real_import(messages)
+        await reconcile.main(LocalTimerRequest(), host.runtime)  # the timer, between the POST and the save
+        return result
+
+    monkeypatch.setattr(host.runtime.graph, "import_devices", import_then_timer)
+    await register.main(queued_messages(host), host.runtime)
+    device = host.runtime.store.get_device("RC-1")
+    assert device.state == DeviceState.READY, device.message
+    assert graph.ctl.state()["importedSerials"] == {"RC-1": 1}
