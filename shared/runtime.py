@@ -72,10 +72,17 @@ class Runtime:
             store=StateStore(tables, settings.table_prefix),
             sender=sender or ServiceBusSender(settings),
             blobs=blob_service(settings),
-            graph=AutopilotClient(client),
-            directory=DirectoryClient(client),
+            # A $batch never carries more writes than a whole budget window allows (Graph would throttle
+            # the rest of its items): with the default budgets that is Graph's own 20.
+            graph=AutopilotClient(client, max_batch_writes=_batch_writes(budgets, "intune")),
+            directory=DirectoryClient(client, max_batch_writes=_batch_writes(budgets, "entra")),
             licences=LicenceReader(client),
         )
+
+
+def _batch_writes(budgets: dict[str, WriteBudget], family: str) -> int:
+    budget = budgets.get(family)
+    return max(1, min(20, budget.limit.limit)) if budget else 20
 
 
 def shared_write_budgets(tables: TableServiceClient, settings: Settings) -> dict[str, WriteBudget]:

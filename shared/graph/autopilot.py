@@ -4,19 +4,24 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware.options import HeadersInspectionHandlerOption, RetryHandlerOption
 from msgraph import GraphServiceClient
 from msgraph.generated.device_management.imported_windows_autopilot_device_identities.import_.import_post_request_body import (  # noqa: E501
     ImportPostRequestBody,
 )
 from msgraph.generated.models.imported_windows_autopilot_device_identity import ImportedWindowsAutopilotDeviceIdentity
-from msgraph_core import PageIterator
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from ..messages import RegistrationMessage
 
@@ -114,8 +119,9 @@ def classify(error: Exception) -> Exception:
 
 
 class AutopilotClient:
-    def __init__(self, client: GraphServiceClient) -> None:
+    def __init__(self, client: GraphServiceClient, max_batch_writes: int = 20) -> None:
         self._client = client
+        self._max_batch_writes = max_batch_writes
         self._imports = client.device_management.imported_windows_autopilot_device_identities
 
     async def import_devices(self, messages: list[RegistrationMessage]) -> ImportResult:
@@ -149,15 +155,8 @@ class AutopilotClient:
 
     async def list_imports(self) -> list[ImportedRecord]:
         """Every imported identity, following @odata.nextLink (one call per page, not per device)."""
-        try:
-            first = await self._imports.get()
-            items: list[ImportedRecord] = []
-            if first is None:
-                return items
-            await PageIterator(first, self._client.request_adapter).iterate(lambda i: items.append(_record(i)) or True)
-            return items
-        except Exception as error:  # noqa: BLE001
-            raise classify(error) from error
+        path = "/deviceManagement/importedWindowsAutopilotDeviceIdentities"
+        return [_record_json(item) for item in await list_raw(self._client, path, IMPORT_FIELDS)]
 
     async def list_devices(self) -> list[AutopilotDevice]:
         return await list_autopilot_devices(self._client)
@@ -172,10 +171,11 @@ class AutopilotClient:
         from .batch import BATCH_LIMIT, post_batch
 
         gone: list[str] = []
-        for start in range(0, len(identity_ids), BATCH_LIMIT):
+        size = min(BATCH_LIMIT, self._max_batch_writes)
+        for start in range(0, len(identity_ids), size):
             if until is not None and time.monotonic() > until:
                 return gone, True
-            chunk = identity_ids[start : start + BATCH_LIMIT]
+            chunk = identity_ids[start : start + size]
             requests = [
                 {"id": str(index), "method": "DELETE", "url": f"/deviceManagement/importedWindowsAutopilotDeviceIdentities/{i}"}
                 for index, i in enumerate(chunk)
@@ -214,26 +214,66 @@ class AutopilotDevice:
     last_contacted: str  # ISO 8601; "0001-01-01..." when never
 
 
-def _device(item) -> AutopilotDevice:
-    last = item.last_contacted_date_time
-    return AutopilotDevice(
-        id=item.id or "",
-        serial=item.serial_number or "",
-        group_tag=item.group_tag or "",
-        aad_device_id=item.azure_active_directory_device_id or "",
-        enrollment_state=item.enrollment_state.value if item.enrollment_state else "unknown",
-        last_contacted=last.isoformat() if last else "",
-    )
+# The properties the product reads: lists ask for these only ($select), and are read as JSON, not as SDK
+# objects (msgraph-sdk's parsing costs 7-10 ms per entity; json.loads about 6 us).
+DEVICE_FIELDS = "id,serialNumber,groupTag,azureActiveDirectoryDeviceId,enrollmentState,lastContactedDateTime"
+IMPORT_FIELDS = "id,serialNumber,state"
+
+
+async def list_raw(client: GraphServiceClient, path: str, select: str) -> list[dict[str, Any]]:
+    """Every item of a collection as plain JSON with ``$select``, following ``@odata.nextLink`` page by page
+    (one call per page, never per item). msgraph-sdk still authenticates, retries reads and throttles."""
+    adapter = client.request_adapter
+    url: str | None = f"{adapter.base_url}{path}?" + urlencode({"$select": select})
+    items: list[dict[str, Any]] = []
+    try:
+        while url:
+            info = RequestInformation(Method.GET, url)
+            info.headers.try_add("Accept", "application/json")
+            page = json.loads(await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError}) or b"{}")
+            items.extend(page.get("value") or [])
+            url = page.get("@odata.nextLink")
+    except Exception as error:  # noqa: BLE001
+        raise classify(error) from error
+    return items
 
 
 async def list_autopilot_devices(client: GraphServiceClient) -> list[AutopilotDevice]:
     """Every Autopilot device, paged: one read per page for the whole tenant."""
+    return [
+        _device_json(item)
+        for item in await list_raw(client, "/deviceManagement/windowsAutopilotDeviceIdentities", DEVICE_FIELDS)
+    ]
+
+
+def _device_json(item: dict[str, Any]) -> AutopilotDevice:
+    return AutopilotDevice(
+        id=str(item.get("id") or ""),
+        serial=str(item.get("serialNumber") or ""),
+        group_tag=str(item.get("groupTag") or ""),
+        aad_device_id=str(item.get("azureActiveDirectoryDeviceId") or ""),
+        enrollment_state=str(item.get("enrollmentState") or "unknown"),
+        last_contacted=_iso(item.get("lastContactedDateTime")),
+    )
+
+
+def _iso(value: object) -> str:
+    """Graph's ``...Z`` timestamps in the form the state store has always kept (``+00:00``)."""
+    if not value:
+        return ""
     try:
-        first = await client.device_management.windows_autopilot_device_identities.get()
-        items: list[AutopilotDevice] = []
-        if first is None:
-            return items
-        await PageIterator(first, client.request_adapter).iterate(lambda i: items.append(_device(i)) or True)
-        return items
-    except Exception as error:  # noqa: BLE001
-        raise classify(error) from error
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        return str(value)
+
+
+def _record_json(item: dict[str, Any]) -> ImportedRecord:
+    state = item.get("state") or {}
+    return ImportedRecord(
+        id=str(item.get("id") or ""),
+        serial=str(item.get("serialNumber") or ""),
+        status=str(state.get("deviceImportStatus") or "unknown"),
+        registration_id=str(state.get("deviceRegistrationId") or ""),
+        error_code=int(state.get("deviceErrorCode") or 0),
+        error_name=str(state.get("deviceErrorName") or ""),
+    )

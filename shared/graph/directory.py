@@ -4,6 +4,7 @@ membership changes, group-tag updates and the Autopilot sync."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -11,6 +12,7 @@ from urllib.parse import urlencode
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphServiceClient
 from msgraph.generated.device_management.windows_autopilot_device_identities.item.update_device_properties.update_device_properties_post_request_body import (  # noqa: E501
     UpdateDevicePropertiesPostRequestBody,
@@ -78,8 +80,9 @@ class MembershipChange:
 
 
 class DirectoryClient:
-    def __init__(self, client: GraphServiceClient) -> None:
+    def __init__(self, client: GraphServiceClient, max_batch_writes: int = BATCH_LIMIT) -> None:
         self._client = client
+        self._writes_per_batch = max(1, min(BATCH_LIMIT, max_batch_writes))
 
     async def update_group_tag(self, autopilot_id: str, group_tag: str) -> None:
         builder = self._client.device_management.windows_autopilot_device_identities
@@ -171,7 +174,15 @@ class DirectoryClient:
         Each batch item is throttled on its own: items answered 429 are sent again after their Retry-After
         (a few rounds; what is still throttled is left for the next run)."""
         results: dict[MembershipChange, ItemResult] = {}
-        pending = list(changes)
+        # Adds first, 20 per PATCH /groups/{id} with members@odata.bind (group-post-members: "up to 20
+        # members in one request"): one request and one write for 20 devices. A chunk Graph refuses (one of
+        # them already a member, or not visible yet) goes through $batch below, which answers per device.
+        pending = [c for c in changes if not c.add]
+        for change, result in (await self._bind_members([c for c in changes if c.add])).items():
+            if result.status == 400 or result.status == 404:
+                pending.append(change)
+            else:
+                results[change] = result
         for attempt in range(rounds):
             waits = await self._membership_round(pending, results)
             pending = [c for c in pending if results[c].status == 429]
@@ -180,12 +191,47 @@ class DirectoryClient:
             await asyncio.sleep(min(max(waits, 1.0), 5.0))  # longer waits: the next run continues
         return results
 
+    async def _bind_members(self, adds: list[MembershipChange]) -> dict[MembershipChange, ItemResult]:
+        by_group: dict[str, list[MembershipChange]] = {}
+        for change in adds:
+            by_group.setdefault(change.group_id, []).append(change)
+        results: dict[MembershipChange, ItemResult] = {}
+        chunks = [
+            members[start : start + BATCH_LIMIT]
+            for members in by_group.values()
+            for start in range(0, len(members), BATCH_LIMIT)
+        ]  # one PATCH is one write whatever its size (up to Graph's 20)
+        for index, chunk in enumerate(chunks):
+            adapter = self._client.request_adapter
+            info = RequestInformation(Method.PATCH, f"{adapter.base_url}/groups/{chunk[0].group_id}")
+            info.headers.try_add("Content-Type", "application/json")
+            references = [f"https://graph.microsoft.com/v1.0/directoryObjects/{c.object_id}" for c in chunk]
+            info.content = json.dumps({"members@odata.bind": references}).encode()
+            info.add_request_options([RetryHandlerOption(max_retries=0)])  # a 5xx may come after it applied
+            try:
+                await adapter.send_no_response_content_async(info, {"XXX": ODataError})
+                outcome = ItemResult(204)
+            except Exception as error:  # noqa: BLE001
+                classified = classify(error)
+                if isinstance(classified, GraphRefused):
+                    outcome = ItemResult(classified.status, classified.code, classified.message)
+                elif isinstance(classified, GraphUnavailable) and not classified.maybe_applied:
+                    # Throttled (or the shared budget spent): this chunk and the rest wait for the next run.
+                    for rest in [c for later in chunks[index:] for c in later]:
+                        results[rest] = ItemResult(429, "TooManyRequests", "not sent: the budget was spent")
+                    return results
+                else:
+                    raise classified from error
+            results.update(dict.fromkeys(chunk, outcome))
+        return results
+
     async def _membership_round(
         self, changes: list[MembershipChange], results: dict[MembershipChange, ItemResult]
     ) -> float:
         longest_wait = 0.0
-        for start in range(0, len(changes), BATCH_LIMIT):
-            chunk = changes[start : start + BATCH_LIMIT]
+        size = self._writes_per_batch
+        for start in range(0, len(changes), size):
+            chunk = changes[start : start + size]
             try:
                 answers = await self._post_batch(
                     [_batch_item(str(index), change) for index, change in enumerate(chunk)]
@@ -211,7 +257,7 @@ class DirectoryClient:
                     except (TypeError, ValueError):
                         longest_wait = max(longest_wait, 1.0)
             if throttled_in_chunk == len(chunk):  # the budget is spent: stop sending, mark the rest throttled
-                for rest in changes[start + BATCH_LIMIT :]:
+                for rest in changes[start + size :]:
                     results[rest] = ItemResult(429, "TooManyRequests", "not sent: the budget was spent")
                 break
         return longest_wait
@@ -228,8 +274,6 @@ class DirectoryClient:
         info = RequestInformation(
             Method.POST, f"{beta_root(adapter.base_url)}/deviceManagement/windowsAutopilotSettings/sync"
         )
-        from kiota_http.middleware.options import RetryHandlerOption
-
         info.add_request_options([RetryHandlerOption(max_retries=0)])
         try:
             await adapter.send_no_response_content_async(info, {"XXX": ODataError})

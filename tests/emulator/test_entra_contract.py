@@ -79,6 +79,32 @@ async def test_group_membership_add_remove_and_errors(client, emulator):
     assert (await members.get()).value == []
 
 
+async def test_patch_members_odata_bind_adds_up_to_20_all_or_nothing(client, emulator):
+    """group-post-members: "Add multiple members to a group in a single request", up to 20."""
+    serials = [f"PB-{n}" for n in range(3)]
+    devices = await _register(client, emulator, serials)
+    ids = [(await _entra(client, devices[s].azure_active_directory_device_id))[0].id for s in serials]
+    group = await _group(client, "Autopilot-Bind")
+    url = f"{emulator.url}/v1.0/groups/{group.id}"
+    headers = {"Authorization": "Bearer test"}
+
+    def bind(object_ids):
+        refs = [f"https://graph.microsoft.com/v1.0/directoryObjects/{o}" for o in object_ids]
+        return httpx.patch(url, json={"members@odata.bind": refs}, headers=headers)
+
+    assert bind(ids[:2]).status_code == 204
+    again = bind(ids[1:])  # ids[1] is a member already: nothing added
+    assert again.status_code == 400 and "already exist" in again.json()["error"]["message"]
+    members = client.groups.by_group_id(group.id).members
+    assert sorted(m.id for m in (await members.get()).value) == sorted(ids[:2])
+    assert bind([ids[2], "00000000-0000-0000-0000-000000000001"]).status_code == 404
+    assert bind([ids[2]] * 21).status_code == 400  # more than 20
+    renamed = httpx.patch(url, json={"displayName": "x", "members@odata.bind": []}, headers=headers)
+    assert renamed.status_code == 400
+    assert bind([ids[2]]).status_code == 204
+    assert len((await members.get()).value) == 3
+
+
 async def test_members_list_pages_and_selects(client, emulator):
     devices = await _register(client, emulator, [f"PF-{n}" for n in range(5)])
     group = await _group(client, "G")

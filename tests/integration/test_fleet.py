@@ -154,7 +154,8 @@ async def test_throttled_membership_writes_are_deferred_not_failed(host, setting
     graph.ctl.configure(entra_delay_seconds=3600)  # Entra objects not visible yet: no memberships written
     await _registered(host, settings, [f"TM-{n}" for n in range(30)])
     graph.ctl.configure(
-        throttle={"enabled": True, "app_writes": 5, "tenant_writes": 5, "window_seconds": 60, "entra_app_writes": 5}
+        # One Entra write per window: 20 devices join with the first PATCH (members@odata.bind), the rest wait.
+        throttle={"enabled": True, "app_writes": 5, "tenant_writes": 5, "window_seconds": 60, "entra_app_writes": 1}
     )
     graph.ctl.advance(3601)  # now they appear, all at once
     run = await _run(host)

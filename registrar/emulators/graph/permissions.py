@@ -36,6 +36,8 @@ ROUTE_PERMISSIONS: dict[str, frozenset[str]] = {
     "groups.get": frozenset({"GroupMember.Read.All"}),
     "groups.members.list": frozenset({"GroupMember.Read.All"}),
     "groups.members.add": frozenset({"GroupMember.ReadWrite.All", "Device.ReadWrite.All"}),
+    # PATCH /groups/{id} with members@odata.bind: the same table (group-post-members) as adding one.
+    "groups.update.members": frozenset({"GroupMember.ReadWrite.All", "Device.ReadWrite.All"}),
     "groups.members.remove": frozenset({"GroupMember.ReadWrite.All"}),
     "users.get": frozenset({"User.Read.All"}),
     "subscribedSkus.list": frozenset({"LicenseAssignment.Read.All"}),

@@ -544,6 +544,29 @@ class Tenant:
             )
         group.members.add(object_id)
 
+    def add_members(self, group_id: str, object_ids: list[str]) -> None:
+        """Several at once, all or nothing: every reference is checked before any is added."""
+        group = self.get_group(group_id)
+        if group.dynamic:
+            raise GraphError(
+                400, "Request_BadRequest", "Insufficient privileges: members of a dynamic group cannot be changed."
+            )
+        for object_id in object_ids:
+            if object_id not in self.entra:
+                raise GraphError(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{object_id}' does not exist or one of its queried reference-property objects are "
+                    "not present.",
+                )
+        if len(set(object_ids)) != len(object_ids) or any(o in group.members for o in object_ids):
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                "One or more added object references already exist for the following modified properties: 'members'.",
+            )
+        group.members.update(object_ids)
+
     def remove_member(self, group_id: str, object_id: str) -> None:
         group = self.get_group(group_id)
         if group.dynamic:
