@@ -120,6 +120,8 @@ def test_soak_with_faults_and_restarts(tmp_path):
             host.wait(timeout=10)
         storage.close()
     not_final = {s: d.state for s, d in devices.items() if DeviceState(d.state) not in FINAL_FOR_DEMO}
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "soak-host.log").write_text(host_log.read_text())
     assert not not_final and len(devices) == DEVICES, (not_final, host_log.read_text()[-3000:])
     registered = sorted(d["serialNumber"] for d in tenant["devices"])
     assert registered == serials  # exactly one Autopilot record per accepted device: none lost, none doubled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -15,7 +16,7 @@ from starlette.routing import Route
 
 from .config import EmulatorConfig
 from .faults import FaultInjector
-from .router import MAX_BATCH, GraphRequest, GraphResponse, GraphRouter, error_body
+from .router import MAX_BATCH, GraphRequest, GraphResponse, GraphRouter, error_body, path_shape
 from .tenant import GraphError, Tenant
 from .throttle import Throttle
 
@@ -35,6 +36,9 @@ class GraphEmulatorApp:
         self.throttle = Throttle(self.config.throttle, self.tenant.clock.monotonic)
         self.faults = FaultInjector(self.config.faults)
         self.router = GraphRouter(self.tenant, self.throttle, self.faults)
+        # HTTP requests as the client sent them (a $batch is one, whatever it carries); ``router.counters``
+        # counts each request Graph handled, batch items included (what throttling sees).
+        self.http_requests: Counter[str] = Counter()
         self.control = _control_app(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,8 +83,10 @@ class GraphEmulatorApp:
         if graph_request.path.rstrip("/") == "/$batch" and request.method == "POST":
             response = self._batch(graph_request)
             self.router.paths.add((graph_request.version, "POST", "/$batch"))
+            self.http_requests["POST /$batch"] += 1
         else:
             response = self.router.handle(graph_request)
+            self.http_requests[f"{request.method} {path_shape(graph_request.path)}"] += 1
         await _send(send, response)
 
     def _batch(self, outer: GraphRequest) -> GraphResponse:
@@ -213,6 +219,7 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
         emulator.faults.reset()
         emulator.router.counters.clear()
         emulator.router.paths.clear()
+        emulator.http_requests.clear()
         return JSONResponse({"status": "reset"})
 
     async def config(request: Request) -> Response:
@@ -274,6 +281,7 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
         if request.method == "DELETE":
             emulator.router.counters.clear()
             emulator.router.paths.clear()
+            emulator.http_requests.clear()
             emulator.faults.reset()
         by_route: dict[str, int] = {}
         for key, count in emulator.router.counters.items():
@@ -282,6 +290,7 @@ def _control_app(emulator: GraphEmulatorApp) -> Starlette:
             {
                 "requests": by_route,
                 "throttled": emulator.router.counters.get("throttled", 0),
+                "http": dict(emulator.http_requests),
                 "faults": emulator.faults.injected,
             }
         )
