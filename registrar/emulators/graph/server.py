@@ -81,7 +81,10 @@ class EmulatorControl:
     """A small client for ``/_emulator``: scene setting and counters, over HTTP like any other client."""
 
     def __init__(self, url: str) -> None:
-        self._http = httpx.Client(base_url=url + "/_emulator", timeout=30)
+        # uvicorn closes an idle keep-alive connection after 5 s: never reuse one that old, or a call made
+        # about 5 s after the previous one can meet a connection the server is closing (reset by peer).
+        limits = httpx.Limits(keepalive_expiry=2.0)
+        self._http = httpx.Client(base_url=url + "/_emulator", timeout=30, limits=limits)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self._http.request(method, path, json=body)
