@@ -48,6 +48,14 @@ def start_dev(env: dict[str, str], data: Path) -> tuple[subprocess.Popen, list[s
     raise AssertionError("dev did not start:\n" + "\n".join(banner))
 
 
+def ctrl_c(process: subprocess.Popen, wait: float = 60) -> float:
+    """Press Ctrl+C on ``dev``; the seconds it took to exit."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=wait)
+    return time.monotonic() - started
+
+
 def test_commands_say_at_once_that_no_stack_runs_when_the_state_file_is_stale(tmp_path):
     state_file = tmp_path / "dev.json"
     state_file.write_text(
@@ -79,10 +87,7 @@ def test_dev_prints_where_things_are_and_stops_within_two_seconds_of_ctrl_c(tmp_
         status = run_cli(env, "status", "--json")
         assert status.returncode == 0 and json.loads(status.stdout) == {"devices": [], "rowsNotRegistered": []}
     finally:
-        started = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-        stopped_in = time.monotonic() - started
+        stopped_in = ctrl_c(process)
     assert stopped_in < 2.0, f"Ctrl+C took {stopped_in:.1f} s"
     assert not state_file.exists()
     after = run_cli(env, "status")
@@ -162,10 +167,7 @@ def test_ctrl_c_during_a_1000_device_upload_stops_at_once_and_a_second_dev_regis
             assert time.monotonic() < deadline, f"the upload never got under way: {len(seen)} devices"
             time.sleep(0.2)
     finally:
-        started = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-        stopped_in = time.monotonic() - started
+        stopped_in = ctrl_c(process)
     assert stopped_in < 2.0, f"Ctrl+C during the upload took {stopped_in:.1f} s"
 
     process, _ = start_dev(env, tmp_path / "data")
