@@ -23,7 +23,7 @@ log = logging.getLogger("registrar.fleet")
 
 ACTIVE_WITHIN = timedelta(days=7)
 SYNC_INTERVAL = timedelta(minutes=10)
-MAX_LOOKUPS_PER_RUN = 1000  # Entra object lookups (one read each); the object id is cached once found
+MAX_LOOKUPS_PER_RUN = 1000  # Entra object lookups (20 per $batch call); the object id is kept once found
 NOT_IN_AUTOPILOT = "Not found in Autopilot: deleted or not visible yet"
 TAG_PROPAGATION = timedelta(minutes=30)  # a group tag sent is not sent again for this long
 MAX_CHANGES_PER_RUN = 1000  # membership writes per run (Intune's budget is about 1,500 writes per 5 minutes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -166,9 +167,7 @@ class AutopilotClient:
         Returns the ids that are gone (deleted, or 404: already gone) and whether Graph or the shared budget
         said "later" (or ``until``, a ``time.monotonic()`` deadline, passed): the caller stops there and
         the next run goes on."""
-        import time
-
-        from .batch import BATCH_LIMIT, post_batch
+        from .batch import BATCH_LIMIT, post_batch  # batch imports this module: a late import
 
         gone: list[str] = []
         size = min(BATCH_LIMIT, self._max_batch_writes)
@@ -194,14 +193,6 @@ class AutopilotClient:
             if throttled:
                 return gone, True
         return gone, False
-
-    async def delete_import(self, identity_id: str) -> None:
-        """No SDK retries here: cleanup stops at the first 429 and resumes next run, instead of sleeping."""
-        config = RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
-        try:
-            await self._imports.by_imported_windows_autopilot_device_identity_id(identity_id).delete(config)
-        except Exception as error:  # noqa: BLE001
-            raise classify(error) from error
 
 
 @dataclass(frozen=True, slots=True)

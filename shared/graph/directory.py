@@ -17,7 +17,6 @@ from msgraph import GraphServiceClient
 from msgraph.generated.device_management.windows_autopilot_device_identities.item.update_device_properties.update_device_properties_post_request_body import (  # noqa: E501
     UpdateDevicePropertiesPostRequestBody,
 )
-from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
 from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core import PageIterator
@@ -92,18 +91,6 @@ class DirectoryClient:
             )
         except Exception as error:  # noqa: BLE001
             raise classify(error) from error
-
-    async def find_device(self, device_id: str) -> str | None:
-        """The Entra object id for an Autopilot device's ``azureActiveDirectoryDeviceId``; None until it
-        exists (it appears some time after registration)."""
-        query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
-            filter=f"deviceId eq '{device_id}'", select=["id", "deviceId"]
-        )
-        try:
-            result = await self._client.devices.get(RequestConfiguration(query_parameters=query))
-        except Exception as error:  # noqa: BLE001
-            raise classify(error) from error
-        return result.value[0].id if result and result.value else None
 
     async def find_devices(self, device_ids: list[str]) -> dict[str, str]:
         """Entra object ids for many ``azureActiveDirectoryDeviceId`` values: one ``$batch`` HTTP call per 20
