@@ -23,3 +23,55 @@ def generate(path: Path, rows: int, prefix: str = "BENCH", group_tag: str = "") 
         for n in range(rows):
             serial = f"{prefix}{n:08d}"
             fh.write(f"{serial},,{build_hash(serial, seed=n)},{group_tag},\r\n")
+
+
+class StorageCalls:
+    """Counts every storage request this process sends (Azure SDK, sync transport), by service and
+    operation: ``table POST``, ``queue DELETE``, ``blob PUT``... In Azure each is a billed transaction and a
+    round trip. Installed on the SDK's transport, so the product's code is measured as it is."""
+
+    def __init__(self, ports: dict[int, str]) -> None:
+        self.ports = ports  # Azurite's port -> "blob" / "queue" / "table"
+        self.counts: dict[str, int] = {}
+        self.paused = False  # the benchmark's own progress checks are not the product's calls
+        self._original = None
+
+    def __enter__(self) -> StorageCalls:
+        from urllib.parse import urlsplit
+
+        from azure.core.pipeline.transport import RequestsTransport
+
+        self._original = original = RequestsTransport.send
+        counts, ports, calls = self.counts, self.ports, self
+
+        def send(transport, request, **kwargs):
+            if calls.paused:
+                return original(transport, request, **kwargs)
+            parts = urlsplit(request.url)
+            service = ports.get(parts.port or 0, parts.hostname or "?")
+            method = request.method
+            if service == "table" and "$batch" in parts.path:
+                method = "transaction"
+            key = f"{service} {method}"
+            if service == "blob" and method == "GET" and "comp=list" in (parts.query or ""):
+                key = "local host: blob listing (stands in for Event Grid)"
+            elif service == "queue" and method == "GET":
+                key = "local host: receive (stands in for Service Bus)"
+            counts[key] = counts.get(key, 0) + 1
+            return original(transport, request, **kwargs)
+
+        RequestsTransport.send = send
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from azure.core.pipeline.transport import RequestsTransport
+
+        RequestsTransport.send = self._original
+
+    def per_device(self, devices: int) -> dict[str, float]:
+        return {k: round(n / devices, 3) for k, n in sorted(self.counts.items())}
+
+    def total_per_device(self, devices: int) -> float:
+        """The product's own calls: not the local host's polling, which Azure does by other means."""
+        own = sum(n for k, n in self.counts.items() if not k.startswith("local host"))
+        return round(own / devices, 2)

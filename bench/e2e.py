@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import StorageCalls  # noqa: E402
 from registrar.emulators.graph import EmulatorConfig, EmulatorServer  # noqa: E402
 from registrar.localhost.azurite import Azurite  # noqa: E402
 from registrar.localhost.environment import DEFAULT_PROFILES, local_env  # noqa: E402
@@ -64,6 +65,7 @@ async def run(devices: int, batch: int) -> dict:
         settings = load_settings(local_env(storage.connection_string, graph.url, DEFAULT_PROFILES))
         control = graph.control()
         control.seed(groups=[{"id": p.group_id, "displayName": n} for n, p in settings.profiles.profiles.items()])
+        calls = StorageCalls({port: service for service, port in storage.ports.items()}).__enter__()
         host = LocalHost(settings, batch_size=batch, reconcile_interval=10.0)
         files = csv_for(devices)
         started = time.monotonic()
@@ -78,7 +80,9 @@ async def run(devices: int, batch: int) -> dict:
             if time.monotonic() - last_check < 5:  # counting all devices is itself a full scan
                 continue
             last_check = time.monotonic()
+            calls.paused = True
             states = Counter(d.state for d in host.runtime.store.all_devices())
+            calls.paused = False
             done = sum(n for s, n in states.items() if DeviceState(s) in FINAL_FOR_DEMO)
             if done >= devices and not ready_at:
                 ready_at = time.monotonic() - started
@@ -88,6 +92,7 @@ async def run(devices: int, batch: int) -> dict:
                 break
             await asyncio.sleep(0.2)
         wall = time.monotonic() - started
+        calls.__exit__()
         counters = control.counters()
         routes: Counter[str] = Counter()
         writes = 0
@@ -117,6 +122,8 @@ async def run(devices: int, batch: int) -> dict:
             "import_calls_per_device": round(routes.get("POST importedIdentities.import", 0) / devices, 4),
             "throttled_429": counters["throttled"],
             "write_budget_share": round(writes / (budget_per_second * wall), 3),
+            "storage_calls_per_device": calls.total_per_device(devices),
+            "storage_calls_by_operation": calls.per_device(devices),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "states": dict(states),
         }
