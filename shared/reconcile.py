@@ -115,6 +115,7 @@ def _registered(
     store: StateStore, device: DeviceRecord, record: ImportedRecord, autopilot: AutopilotDevice | None
 ) -> None:
     def apply(d: DeviceRecord) -> None:
+        d.import_id = d.import_id or record.id  # found by serial before register saved it
         d.state = DeviceState.READY
         d.error_code = "806" if record.status == "error" else ""
         d.message = ALREADY_REGISTERED if record.status == "error" else "Ready for user"
@@ -133,6 +134,7 @@ def _failed(store: StateStore, device: DeviceRecord, record: ImportedRecord) -> 
     )
 
     def apply(d: DeviceRecord) -> None:
+        d.import_id = d.import_id or record.id
         d.state = DeviceState.FAILED
         d.error_code, d.message = code, message
 

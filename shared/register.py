@@ -239,11 +239,18 @@ def _mark_pending(
     store: StateStore, message: RegistrationMessage, record: ImportedRecord, call: tuple[str, str] = ("", "")
 ) -> None:
     def pending(device: DeviceRecord) -> bool:
-        if device.state != DeviceState.IMPORTING or device.generation != message.generation:
+        if device.generation != message.generation:
+            return False
+        if device.state != DeviceState.IMPORTING:
             # The timer got there first: it found this import (by serial) and already moved the device on
             # (Ready, failed), and the import record may be deleted by now. Setting Pending again would leave
-            # the device waiting for a record that no longer exists.
-            return False
+            # the device waiting for a record that no longer exists; the call's ids are still worth keeping.
+            if device.import_id not in ("", record.id) or (device.import_request_id and not call[0]):
+                return False
+            device.import_id = record.id
+            if call[0]:
+                device.import_request_id, device.import_requested_at = call
+            return True
         device.state = DeviceState.PENDING
         device.import_id = record.id
         if call[0]:

@@ -245,3 +245,4 @@ async def test_a_device_the_timer_finished_during_its_import_call_is_not_set_bac
     device = host.runtime.store.get_device("RC-1")
     assert device.state == DeviceState.READY, device.message
     assert graph.ctl.state()["importedSerials"] == {"RC-1": 1}
+    assert device.import_id and device.import_request_id  # what support asks for is kept all the same
