@@ -49,7 +49,7 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
         licences=rt.licences,
     )
     # Membership before clean-up: deleting processed import records is the least urgent write.
-    imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph)
+    imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph, settings.cleanup_seconds)
     changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set()) | changed_elsewhere
     if changed or imports.registered or imports.failed:
         refresh_reports(rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners))

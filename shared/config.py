@@ -131,6 +131,9 @@ class Settings:
     lock_duration_seconds: float = 300.0
     duplicate_window_seconds: float = 3600.0
     max_attempts: int = 5  # Graph attempts per device before it is "Registration failed" (retryable)
+    # How long each timer run may spend deleting processed import records (after membership): every delete
+    # is an Intune write, so at 100 writes / 20 s a run clears at most ~5 x this many records.
+    cleanup_seconds: float = 150.0
     graph_write_budget: str = "intune=100/20,entra=3000/150"  # shared by every instance; "" = none
     max_delivery_count: int = 5  # the registration queue's maxDeliveryCount (Bicep passes the queue's own)
     # Every BlobCreated event of the upload containers, journaled by a second Event Grid subscription per
@@ -172,6 +175,7 @@ SETTING_NAMES = (
     "SERVICEBUS_LOCK_DURATION",
     "SERVICEBUS_DUPLICATE_WINDOW",
     "REGISTRATION_MAX_ATTEMPTS",
+    "RECONCILE_CLEANUP_SECONDS",
     "GRAPH_WRITE_BUDGET",
     "SERVICEBUS_MAX_DELIVERY_COUNT",
     "UPLOAD_EVENTS_QUEUE",
@@ -253,6 +257,12 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         deliveries = 0
     if not 1 <= deliveries <= 100:
         raise ConfigError("SERVICEBUS_MAX_DELIVERY_COUNT must be the queue's maxDeliveryCount, a whole number 1-100")
+    try:
+        cleanup = float(env.get("RECONCILE_CLEANUP_SECONDS", "150"))
+    except ValueError:
+        cleanup = -1.0
+    if not 0 <= cleanup <= 1200:
+        raise ConfigError("RECONCILE_CLEANUP_SECONDS must be a number of seconds from 0 to 1200")
     lock = duration_seconds("SERVICEBUS_LOCK_DURATION", env.get("SERVICEBUS_LOCK_DURATION", "PT5M"))
     if lock < 5:
         raise ConfigError("SERVICEBUS_LOCK_DURATION must be at least 5 seconds (Service Bus allows PT5S to PT5M)")
@@ -264,6 +274,7 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         "max_attempts": attempts,
         "graph_write_budget": budget,
         "max_delivery_count": deliveries,
+        "cleanup_seconds": cleanup,
     }
 
 

@@ -93,11 +93,8 @@ async def reconcile_imports(
     return summary
 
 
-CLEANUP_SECONDS = 20.0
-
-
 async def delete_processed_imports(
-    store: StateStore, graph: AutopilotClient, limit: int = 2000, seconds: float = CLEANUP_SECONDS
+    store: StateStore, graph: AutopilotClient, seconds: float, limit: int = 5000
 ) -> int:
     """Delete up to ``limit`` processed import records, 20 per HTTP call, for at most ``seconds``; stop at
     the first throttle (the rest wait for the next run). Called after the fleet's membership work: clean-up

@@ -37,6 +37,8 @@ def local_env(storage_connection: str, graph_url: str, profiles_file: Path = DEF
         "AZURE_TENANT_ID": "local",
         # A batch left behind by a stopped host comes back after its lock expires: keep that short locally.
         "SERVICEBUS_LOCK_DURATION": "PT30S",
+        # The local timer runs every few seconds: clean-up in short slices, so imports keep settling.
+        "RECONCILE_CLEANUP_SECONDS": "20",
     }
 
 

@@ -65,6 +65,14 @@ def test_max_delivery_count_comes_from_the_queue_setting():
         load_settings(env(SERVICEBUS_MAX_DELIVERY_COUNT="0"))
 
 
+def test_clean_up_time_per_timer_run_is_a_bounded_setting():
+    assert load_settings(env()).cleanup_seconds == 150  # half the 5-minute timer in Azure
+    assert load_settings(env(RECONCILE_CLEANUP_SECONDS="20")).cleanup_seconds == 20
+    for bad in ("-1", "forever", "5000"):
+        with pytest.raises(ConfigError, match="RECONCILE_CLEANUP_SECONDS"):
+            load_settings(env(RECONCILE_CLEANUP_SECONDS=bad))
+
+
 def test_account_name_alone_is_not_enough():
     """__accountName is not one of the forms this app uses: say which settings to set instead."""
     with pytest.raises(ConfigError, match="blobServiceUri"):
