@@ -103,7 +103,7 @@ async def delete_processed_imports(
     ids = store.cleanup_ids(limit)
     if not ids:
         return 0
-    gone, _throttled = await graph.delete_imports(ids, until=time.monotonic() + seconds)
+    gone = await graph.delete_imports(ids, until=time.monotonic() + seconds)
     store.done_cleanups(gone)
     return len(gone)
 

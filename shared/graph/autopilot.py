@@ -162,27 +162,30 @@ class AutopilotClient:
     async def list_devices(self) -> list[AutopilotDevice]:
         return await list_autopilot_devices(self._client)
 
-    async def delete_imports(self, identity_ids: list[str], until: float | None = None) -> tuple[list[str], bool]:
+    async def delete_imports(self, identity_ids: list[str], until: float | None = None) -> list[str]:
         """Delete processed import records, 20 per ``$batch`` HTTP call (each item is a write Graph counts).
-        Returns the ids that are gone (deleted, or 404: already gone) and whether Graph or the shared budget
-        said "later" (or ``until``, a ``time.monotonic()`` deadline, passed): the caller stops there and
-        the next run goes on."""
+        Returns the ids that are gone (deleted, or 404: already gone); stops when Graph or the shared budget
+        says "later" or ``until`` (a ``time.monotonic()`` deadline) passes: the next run goes on."""
         from .batch import BATCH_LIMIT, post_batch  # batch imports this module: a late import
 
         gone: list[str] = []
         size = min(BATCH_LIMIT, self._max_batch_writes)
         for start in range(0, len(identity_ids), size):
             if until is not None and time.monotonic() > until:
-                return gone, True
+                break
             chunk = identity_ids[start : start + size]
             requests = [
-                {"id": str(index), "method": "DELETE", "url": f"/deviceManagement/importedWindowsAutopilotDeviceIdentities/{i}"}
+                {
+                    "id": str(index),
+                    "method": "DELETE",
+                    "url": f"/deviceManagement/importedWindowsAutopilotDeviceIdentities/{i}",
+                }
                 for index, i in enumerate(chunk)
             ]
             try:
                 answers = await post_batch(self._client, requests)
             except GraphUnavailable:
-                return gone, True
+                break
             throttled = False
             for index, identity_id in enumerate(chunk):
                 status = int(answers.get(str(index), {}).get("status") or 0)
@@ -191,8 +194,8 @@ class AutopilotClient:
                 elif status == 429 or status >= 500 or status == 0:
                     throttled = True
             if throttled:
-                return gone, True
-        return gone, False
+                break
+        return gone
 
 
 @dataclass(frozen=True, slots=True)

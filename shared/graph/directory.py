@@ -108,7 +108,7 @@ class DirectoryClient:
                 for index, device_id in enumerate(chunk)
             ]
             try:
-                answers = await self._post_batch(requests)
+                answers = await post_batch(self._client, requests)
             except GraphUnavailable:  # the whole call throttled or failed: what was found stands
                 break
             throttled = 0
@@ -220,8 +220,8 @@ class DirectoryClient:
         for start in range(0, len(changes), size):
             chunk = changes[start : start + size]
             try:
-                answers = await self._post_batch(
-                    [_batch_item(str(index), change) for index, change in enumerate(chunk)]
+                answers = await post_batch(
+                    self._client, [_batch_item(str(index), change) for index, change in enumerate(chunk)]
                 )
             except GraphUnavailable as error:
                 if error.maybe_applied:  # a 5xx after the writes may have been applied: the next run reads again
@@ -248,9 +248,6 @@ class DirectoryClient:
                     results[rest] = ItemResult(429, "TooManyRequests", "not sent: the budget was spent")
                 break
         return longest_wait
-
-    async def _post_batch(self, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return await post_batch(self._client, requests)
 
     async def sync(self) -> bool:
         """Ask Intune to sync Autopilot devices. False when it says "not now" (409 running, 429 too soon).
