@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import StorageCalls  # noqa: E402
+from bench.common import ServiceBusOperations, StorageCalls  # noqa: E402
 from registrar.emulators.graph import EmulatorConfig, EmulatorServer  # noqa: E402
 from registrar.localhost.azurite import Azurite  # noqa: E402
 from registrar.localhost.environment import DEFAULT_PROFILES, local_env  # noqa: E402
@@ -65,7 +65,8 @@ async def run(devices: int, batch: int, reconcile_seconds: float = 10.0) -> dict
         settings = load_settings(local_env(storage.connection_string, graph.url, DEFAULT_PROFILES))
         control = graph.control()
         control.seed(groups=[{"id": p.group_id, "displayName": n} for n, p in settings.profiles.profiles.items()])
-        calls = StorageCalls({port: service for service, port in storage.ports.items()}).__enter__()
+        calls = StorageCalls({port: service for service, port in storage.ports.items()}, settings.queue_name).__enter__()
+        bus = ServiceBusOperations().__enter__()
         host = LocalHost(settings, batch_size=batch, reconcile_interval=reconcile_seconds)
         files = csv_for(devices)
         started = time.monotonic()
@@ -93,6 +94,7 @@ async def run(devices: int, batch: int, reconcile_seconds: float = 10.0) -> dict
             await asyncio.sleep(0.2)
         wall = time.monotonic() - started
         calls.__exit__()
+        bus.__exit__()
         counters = control.counters()
         routes: Counter[str] = Counter()
         writes = 0
@@ -122,8 +124,12 @@ async def run(devices: int, batch: int, reconcile_seconds: float = 10.0) -> dict
             "import_calls_per_device": round(routes.get("POST importedIdentities.import", 0) / devices, 4),
             "throttled_429": counters["throttled"],
             "write_budget_share": round(writes / (budget_per_second * wall), 3),
+            # The product's storage calls (tables, blobs, the upload journal queue); the local host's Service
+            # Bus stand-in apart, and what the same traffic costs on Service Bus.
             "storage_calls_per_device": calls.total_per_device(devices),
             "storage_calls_by_operation": calls.per_device(devices),
+            "service_bus_stand_in_storage_calls_per_device": calls.stand_in_per_device(devices),
+            "service_bus_operations_per_device": bus.per_device(devices),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "states": dict(states),
         }

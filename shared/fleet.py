@@ -8,6 +8,7 @@ only for drift: a run over a fleet with nothing drifted makes no write calls at 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -78,10 +79,13 @@ async def reconcile_fleet(
     except (GraphUnavailable, GraphRefused) as error:  # recorded; the timer still refreshes the reports
         summary.errors.append(f"listing Autopilot devices: {error}")
         return summary
-    managed = [
-        await _tag_and_state(store, directory, profiles, device, records.get(serial_key(device.serial)), now, summary)
-        for device in managed
-    ]
+    # Each device's changes are decided first and saved together: 100 devices per storage transaction.
+    changes: dict[str, list[Change]] = {}
+    for device in managed:
+        decided = await _tag_and_state(directory, profiles, device, records.get(serial_key(device.serial)), now, summary)
+        if decided:
+            changes[device.key] = decided
+    managed = _save(store, managed, changes)
     if licences is not None:  # Ready devices whose user lacks a profile's requiredLicenses say so
         checked = await check_licences(store, licences, profiles, managed, now)
         summary.licence_warnings = checked.warnings
@@ -105,22 +109,39 @@ async def reconcile_fleet(
     return summary
 
 
+Change = Callable[[DeviceRecord], None]
+
+
+def _save(store: StateStore, managed: list[DeviceRecord], changes: dict[str, list[Change]]) -> list[DeviceRecord]:
+    """Save the decided changes in bulk; the list again, with the saved records in place."""
+    if not changes:
+        return managed
+
+    def apply(record: DeviceRecord) -> None:
+        for change in changes[record.key]:
+            change(record)
+
+    saved = store.update_devices([d for d in managed if d.key in changes], apply)
+    return [saved.get(d.key, d) for d in managed]
+
+
 async def _tag_and_state(
-    store: StateStore,
     directory: DirectoryClient,
     profiles: ProfilesDocument,
     device: DeviceRecord,
     record: AutopilotDevice | None,
     now: datetime,
     summary: FleetSummary,
-) -> DeviceRecord:
+) -> list[Change]:
+    """Repair the group tag in Autopilot when it drifted; return the changes to save on the device."""
     if record is None:
         # Normal, not a crash: the record appears a while after the import says "complete", and admins
         # delete Autopilot records by hand (autopilot-graph-facts.md, Timing). Say so once, change nothing.
         if device.message != NOT_IN_AUTOPILOT:
             summary.changed_uploads.add(device.upload_id)
-            return store.update_device(device.serial, lambda d: setattr(d, "message", NOT_IN_AUTOPILOT)) or device
-        return device
+            return [lambda d: setattr(d, "message", NOT_IN_AUTOPILOT)]
+        return []
+    decided: list[Change] = []
     profile = profiles.profiles.get(device.profile)
     if profile and record.group_tag != profile.group_tag and not _tag_in_flight(device, profile.group_tag, now):
         try:
@@ -129,7 +150,7 @@ async def _tag_and_state(
             # updateDeviceProperties shows in reads many minutes later (users report >10): remember it was
             # sent, so the next runs do not send it again while it propagates.
             sent = f"{profile.group_tag}@{now.isoformat(timespec='seconds')}"
-            device = store.update_device(device.serial, lambda d: setattr(d, "tag_sent", sent)) or device
+            decided.append(lambda d: setattr(d, "tag_sent", sent))
         except (GraphUnavailable, GraphRefused) as error:
             summary.errors.append(f"{device.serial}: group tag: {error}")
     state = enrollment_state(record, now)
@@ -141,7 +162,7 @@ async def _tag_and_state(
         or device.message == NOT_IN_AUTOPILOT
     )
     if not changed:
-        return device
+        return decided
 
     def apply(d: DeviceRecord) -> None:
         d.state = state
@@ -155,7 +176,7 @@ async def _tag_and_state(
     if DeviceState(device.state) != state:
         summary.state_changes += 1
         summary.changed_uploads.add(device.upload_id)
-    return store.update_device(device.serial, apply) or device
+    return [*decided, apply]
 
 
 def _tag_in_flight(device: DeviceRecord, tag: str, now: datetime) -> bool:
@@ -205,6 +226,7 @@ async def _membership(
     # Bounded (a run must end well within the Functions timeout at any fleet size) and batched: 20 lookups
     # per HTTP call. The object id is kept on the device once found, so each device is looked up once.
     looked_up = await directory.find_devices(unknown[:MAX_LOOKUPS_PER_RUN]) if unknown else {}
+    found: dict[str, str] = {}  # row key -> Entra object id, kept on the device (saved in bulk below)
     for device in managed:
         object_id = (
             device.entra_object_id
@@ -215,7 +237,7 @@ async def _membership(
             summary.entra_missing += 1  # eventual consistency: the Entra object is not there yet
             continue
         if object_id != device.entra_object_id:
-            store.update_device(device.serial, lambda d, oid=object_id: setattr(d, "entra_object_id", oid))
+            found[device.key] = object_id
         for name, profile in profiles.profiles.items():
             if groups[name].dynamic:
                 continue
@@ -224,6 +246,8 @@ async def _membership(
                 changes.append(MembershipChange(profile.group_id, object_id, add=True))
             elif name != device.profile and inside:
                 changes.append(MembershipChange(profile.group_id, object_id, add=False))
+    if found:
+        store.update_devices([d for d in managed if d.key in found], lambda d: setattr(d, "entra_object_id", found[d.key]))
     if not changes:
         return
     deferred = changes[MAX_CHANGES_PER_RUN:]  # the write budget is shared: the rest waits for the next run

@@ -1,18 +1,24 @@
-"""Each device's history: an append-only table ``{prefix}history``, PartitionKey = the device's row key,
-RowKey = a time-ordered id. One device's timeline is one partition query.
+"""Each device's history.
 
-Most entries are written by the state store itself: every change to a device goes through
-``StateStore.update_device``, which compares what it read with what it saved and appends one entry
-naming what changed (state, message, new attempt, upload, import, profile, enrollment, last contact).
-So every place that moves a device (ingest, register, reconcile, fleet, re-drive, requeue) is covered
-without code of its own, and a new one will be too. What never touches the device record (a group tag
-restored in Autopilot, a group membership repaired) is noted with :func:`note`.
+Changes to the device are kept **on the device's own entity**, one property per event (``ev_<time-ordered
+id>``), written by the same storage call that saves the change: a timeline costs no storage call of its
+own, and a batch of devices saved in one table transaction keeps its history in that transaction too
+(a separate history entity per change was a third of all storage calls per device). The state store
+compares what it read with what it saves and adds one event naming what changed (state, message, new
+attempt, upload, import, profile, enrollment, last contact), so every place that moves a device
+(ingest, register, reconcile, fleet, re-drive, requeue) is covered without code of its own.
 
-Writing history must never fail the work it describes: errors are logged and dropped.
+An entity holds at most 252 properties, so a full save keeps the newest :data:`MAX_EVENTS` events.
+
+Admin actions that do not change the device record (a retry asked for in the portal) are noted with
+:func:`note` in the table ``{prefix}history`` (PartitionKey = the device's row key), which also holds
+timelines written before events moved onto the device. Writing history must never fail the work it
+describes: such errors are logged and dropped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -25,6 +31,9 @@ if TYPE_CHECKING:
     from .state import DeviceRecord, StateStore
 
 log = logging.getLogger("registrar.history")
+
+EVENT_PREFIX = "ev_"
+MAX_EVENTS = 150  # of the 252 properties an entity may have; the device's own fields take about 35
 
 # The fields whose change is worth a line in the timeline.
 TRACKED = (
@@ -107,6 +116,11 @@ def event_key(now: datetime | None = None) -> str:
     return moment.strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
 
 
+def event_name(now: datetime | None = None) -> str:
+    """A property name (letters, digits, underscore) that sorts in time order."""
+    return EVENT_PREFIX + event_key(now).replace("-", "_")
+
+
 def append(store: StateStore, device_key: str, kind: str, text: str, **facts: Any) -> None:
     now = datetime.now(UTC)
     entity = {
@@ -123,18 +137,27 @@ def append(store: StateStore, device_key: str, kind: str, text: str, **facts: An
         log.warning("device history not written", exc_info=True, extra={"kind": kind})
 
 
-def record_change(store: StateStore, before: dict[str, Any], record: DeviceRecord) -> None:
-    """Called by the state store after it saved ``record`` (read as ``before``)."""
+def change_event(before: dict[str, Any], record: DeviceRecord) -> tuple[str, str] | None:
+    """The event (property name, JSON) for a change about to be saved, or None if nothing worth a line."""
     after = snapshot(record)
     if after == before:
-        return
+        return None
     kind, lines = describe(before, after)
     if not lines:
-        return
-    facts: dict[str, Any] = {"state": record.state, "code": record.error_code}
+        return None
+    now = datetime.now(UTC)
+    event: dict[str, Any] = {"at": now.isoformat(timespec="seconds"), "kind": kind, "text": "\n".join(lines)[:8000]}
+    event |= {k: v for k, v in (("state", record.state), ("code", record.error_code)) if v}
     if after["upload_id"] != before["upload_id"]:
-        facts |= {"prevUpload": before["upload_id"], "prevFile": before["file"], "prevLine": before["line"]}
-    append(store, record.key, kind, "\n".join(lines), **facts)
+        event |= {"prevUpload": before["upload_id"], "prevFile": before["file"], "prevLine": before["line"]}
+    return event_name(now), json.dumps(event, ensure_ascii=False)
+
+
+def keep_newest(events: dict[str, str]) -> dict[str, str]:
+    """At most MAX_EVENTS, the newest (names sort in time order)."""
+    if len(events) <= MAX_EVENTS:
+        return events
+    return {name: events[name] for name in sorted(events)[-MAX_EVENTS:]}
 
 
 def note(store: StateStore, serial: str, kind: str, text: str) -> None:
@@ -156,14 +179,16 @@ class TimelineEntry:
 
 def timeline(store: StateStore, record: DeviceRecord, limit: int = 500) -> list[TimelineEntry]:
     """The device's story, oldest first: when and where it was received (the first upload, even if a later
-    one brought it again), then every recorded change and repair, then its last contact."""
-    events = []
-    for entity in store.history.query_entities(
+    one brought it again), then every recorded change and repair, then its last contact. ``record`` must be
+    read whole (``get_device``): list queries leave the events out."""
+    events: list[dict[str, Any]] = [json.loads(record.events[name]) | {"_key": name} for name in sorted(record.events)]
+    for entity in store.history.query_entities(  # admin notes, and timelines from before events moved
         "PartitionKey eq @k", parameters={"k": record.key}, results_per_page=limit
     ):
-        events.append(entity)
+        events.append(dict(entity) | {"_key": EVENT_PREFIX + entity["RowKey"].replace("-", "_")})
         if len(events) >= limit:
             break
+    events.sort(key=lambda e: e["_key"])
     first = next((e for e in events if e.get("prevUpload")), None)
     upload, file, line = (
         (first["prevUpload"], first["prevFile"], first["prevLine"]) if first else (record.upload_id, record.file, record.line)
@@ -172,7 +197,7 @@ def timeline(store: StateStore, record: DeviceRecord, limit: int = 500) -> list[
         TimelineEntry(record.created, "received", f"Received in {file} line {line} (upload {upload[:8]})"),
         TimelineEntry(record.created, "queued", "Accepted and queued for registration"),
     ]
-    entries += [TimelineEntry(e.get("at", ""), e.get("kind", "change"), e.get("text", "")) for e in events]
+    entries += [TimelineEntry(e.get("at", ""), e.get("kind", "change"), e.get("text", "")) for e in events[-limit:]]
     if not _never(record.last_contacted) and not any(record.last_contacted in e.text for e in entries):
         entries.append(TimelineEntry(record.last_contacted, "contact", f"Last contact {record.last_contacted}"))
     return entries

@@ -38,7 +38,7 @@ from .intake.model import serial_key
 from .messages import RegistrationMessage
 from .queue import Delivery, MessageSender
 from .requeue import requeue_device
-from .state import DeviceRecord, StateStore, now_iso
+from .state import DeviceRecord, StateStore, now_iso, row_key
 from .states import IMPORT_DONE, DeviceState
 
 log = logging.getLogger("registrar.register")
@@ -83,6 +83,7 @@ class _Work:
     message: RegistrationMessage
     failures: int  # failed attempts before this one (429s are waits, not failures)
     interrupted: bool  # an earlier attempt may have reached Graph: look before importing
+    record: DeviceRecord  # as claimed (with its ETag): the next save needs no read
 
 
 @dataclass(slots=True)
@@ -98,8 +99,8 @@ class RegisterContext:
 async def register_batch(deliveries: list[Delivery], ctx: RegisterContext) -> list[DeviceOutcome]:
     deadline = ctx.clock() + ctx.policy.time_budget
     outcomes: list[DeviceOutcome] = []
-    work: list[_Work] = []
-    claimed: set[str] = set()
+    parsed: list[tuple[Delivery, RegistrationMessage]] = []
+    seen: set[str] = set()
     for delivery in deliveries:
         try:
             message = RegistrationMessage.from_json(delivery.body)
@@ -109,18 +110,16 @@ async def register_batch(deliveries: list[Delivery], ctx: RegisterContext) -> li
             ctx.store.record_bad_message(delivery.message_id, reason)
             outcomes.append(DeviceOutcome(delivery, "malformed", reason))
             continue
-        if serial_key(message.serial) in claimed:
+        if serial_key(message.serial) in seen:
             # Two copies of one device in one batch (a redelivery beside a re-driven copy, or a copy that
             # slipped past duplicate detection): one import item per device, or Graph fails the second
             # as ZtdDeviceDuplicated and the device would read "Registration failed".
             outcomes.append(DeviceOutcome(delivery, "skipped", "another copy is in this batch", message.serial))
             continue
-        item, skipped = _claim(delivery, message, ctx.store)
-        if item is not None:
-            work.append(item)
-            claimed.add(_key(item))
-        else:
-            outcomes.append(DeviceOutcome(delivery, "skipped", skipped, message.serial))
+        seen.add(serial_key(message.serial))
+        parsed.append((delivery, message))
+    work, skipped = _claim(parsed, ctx.store)
+    outcomes += skipped
     if not work:
         return outcomes
     for item in work:
@@ -153,19 +152,24 @@ def _key(item: _Work) -> str:
     return serial_key(item.message.serial)
 
 
-def _claim(delivery: Delivery, message: RegistrationMessage, store: StateStore) -> tuple[_Work | None, str]:
-    """Move the device to Importing for this attempt, or say why this message has nothing to do."""
-    reason: list[str] = []
+def _claim(
+    parsed: list[tuple[Delivery, RegistrationMessage]], store: StateStore
+) -> tuple[list[_Work], list[DeviceOutcome]]:
+    """Move each device to Importing for this attempt, or say why its message has nothing to do. The
+    batch's devices are read 14 to a storage call and claimed in one transaction (each on its ETag)."""
+    messages = {row_key(m.serial): m for _, m in parsed}
+    reasons: dict[str, str] = {}
 
     def claim(record: DeviceRecord) -> bool:
-        reason.clear()
+        message = messages[record.key]
+        reasons.pop(record.key, None)
         if record.hash_digest != message.hash_digest:
-            reason.append("stale message: the device was re-uploaded with another hash")
+            reasons[record.key] = "stale message: the device was re-uploaded with another hash"
         elif message.generation != record.generation:
-            reason.append(f"stale message: attempt {message.generation} was superseded by {record.generation}")
+            reasons[record.key] = f"stale message: attempt {message.generation} was superseded by {record.generation}"
         elif record.state in IMPORT_DONE:
-            reason.append(f"already {record.state}")
-        if reason:
+            reasons[record.key] = f"already {record.state}"
+        if record.key in reasons:
             return False
         # Importing already (same attempt): this is a redelivery of a batch that was abandoned or lost
         # its lock, or a retry after Graph may have applied the import. Look before importing again.
@@ -174,10 +178,18 @@ def _claim(delivery: Delivery, message: RegistrationMessage, store: StateStore) 
         record.next_attempt = ""
         return True
 
-    saved = store.update_device(message.serial, claim)
-    if saved is None:
-        return None, reason[0] if reason else "no device record for this message (deleted?)"
-    return _Work(delivery, message, saved.attempts, saved.error_code == "interrupted"), ""
+    saved = store.update_devices(store.get_devices(messages).values(), claim) if messages else {}
+    work: list[_Work] = []
+    skipped: list[DeviceOutcome] = []
+    for delivery, message in parsed:
+        key = row_key(message.serial)
+        record = saved.get(key)
+        if record is None:
+            reason = reasons.get(key, "no device record for this message (deleted?)")
+            skipped.append(DeviceOutcome(delivery, "skipped", reason, message.serial))
+        else:
+            work.append(_Work(delivery, message, record.attempts, record.error_code == "interrupted", record))
+    return work, skipped
 
 
 async def _adopt(
@@ -189,8 +201,7 @@ async def _adopt(
     wanted = {_key(w): w for w in interrupted}
     existing = await _within(deadline, clock, graph.list_imports(), "listing imports")
     found: dict[str, ImportedRecord] = {serial_key(r.serial): r for r in existing if serial_key(r.serial) in wanted}
-    for key, record in found.items():
-        _mark_pending(store, wanted[key].message, record)
+    _mark_pending(store, [(wanted[key], record) for key, record in found.items()])
     return set(found)
 
 
@@ -220,15 +231,10 @@ async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> l
             return outcomes
         return [_refused(todo[0], ctx.store, error)]
     by_serial = {serial_key(r.serial): r for r in result.records}
-    outcomes = []
-    missing = []
-    for item in todo:
-        record = by_serial.get(_key(item))
-        if record is None:
-            missing.append(item)
-            continue
-        _mark_pending(ctx.store, item.message, record, (result.request_id, result.at))
-        outcomes.append(DeviceOutcome(item.delivery, "registered", "imported", item.message.serial))
+    imported = [(w, by_serial[_key(w)]) for w in todo if _key(w) in by_serial]
+    missing = [w for w in todo if _key(w) not in by_serial]
+    _mark_pending(ctx.store, imported, (result.request_id, result.at))
+    outcomes = [DeviceOutcome(w.delivery, "registered", "imported", w.message.serial) for w, _ in imported]
     if missing:
         error = GraphUnavailable("Graph did not return an import record for this device", maybe_applied=True)
         outcomes += await _reschedule(missing, ctx, error, maybe_applied=True)
@@ -236,9 +242,13 @@ async def _import(todo: list[_Work], ctx: RegisterContext, deadline: float) -> l
 
 
 def _mark_pending(
-    store: StateStore, message: RegistrationMessage, record: ImportedRecord, call: tuple[str, str] = ("", "")
+    store: StateStore, imported: list[tuple[_Work, ImportedRecord]], call: tuple[str, str] = ("", "")
 ) -> None:
+    """Pending, with the import's id and the call's request id: one transaction on the ETags of the claim."""
+    found = {row_key(w.message.serial): (w.message, record) for w, record in imported}
+
     def pending(device: DeviceRecord) -> bool:
+        message, record = found[device.key]
         if device.generation != message.generation:
             return False
         if device.state != DeviceState.IMPORTING:
@@ -260,11 +270,12 @@ def _mark_pending(
         device.pending_since = now_iso()
         return True
 
-    store.update_device(message.serial, pending)
-    log.info(
-        "device import accepted",
-        extra={"serial": message.serial, "fingerprint": message.fingerprint, "import_id": record.id},
-    )
+    store.update_devices([w.record for w, _ in imported], pending)
+    for item, record in imported:
+        log.info(
+            "device import accepted",
+            extra={"serial": item.message.serial, "fingerprint": item.message.fingerprint, "import_id": record.id},
+        )
 
 
 async def _reschedule(

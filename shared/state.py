@@ -3,6 +3,12 @@ index of devices that still need polling.
 
 Every update is conditional on the entity's ETag, so two workers (or a redelivered message racing the
 original) can never overwrite each other's changes silently: the loser re-reads and decides again.
+
+Storage calls are the cost that grows with devices (each is a billed transaction and a round trip), so
+work on many devices goes in bulk: devices are read 14 to a query (:meth:`StateStore.get_devices`), and
+saved up to 100 to an entity-group transaction (:meth:`StateStore.update_devices`), each entity merged on
+the ETag it was read with, its history event in the same write. All devices share one partition, which
+is what lets one transaction carry any 100 of them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ _HASH_PROPERTY = "hashZ"  # the hardware hash, zlib-compressed, base64
 _ROWS_PER_ENTITY_CHARS = 30_000  # a string property holds 32K characters
 LATEST_PARTITION = "latest"
 _POLLED = (DeviceState.PENDING, DeviceState.IMPORTING)
+TRANSACTION_LIMIT = 100  # operations per entity-group transaction (Performing entity group transactions)
+# "No more than 15 discrete comparisons are permitted within a $filter string" (Querying tables and entities,
+# https://learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities): PartitionKey + 14 RowKeys.
+KEYS_PER_QUERY = 14
 
 
 def now_iso() -> str:
@@ -89,6 +99,8 @@ class DeviceRecord:
     etag: str | None = field(default=None, compare=False)
     stored_state: str = field(default="", compare=False)  # the state when read: index changes only on a change
     listed: bool = field(default=False, compare=False)  # read by a list query, without the hash: not savable
+    # The device's history events (shared/history.py), stored as properties of the entity; not read by lists.
+    events: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -99,10 +111,21 @@ class DeviceRecord:
         return self.hash_digest[:12] or "-"
 
     def to_entity(self) -> dict[str, Any]:
+        """The whole entity, as a replace writes it: fields, the compressed hash, the newest events."""
         entity = _to_entity(self, DEVICES_PARTITION, self.key)
         hardware_hash = entity.pop("hardware_hash")
         if hardware_hash:  # 4 KB of mostly zero padding: compressed it is ~1 KB a device
             entity[_HASH_PROPERTY] = base64.b64encode(zlib.compress(base64.b64decode(hardware_hash))).decode()
+        entity.update(history.keep_newest(self.events))
+        return entity
+
+    def merge_entity(self, event: tuple[str, str] | None) -> dict[str, Any]:
+        """What a merge writes: every field but the hash (a listed record lacks it; it never changes after
+        creation), and the new event; the stored hash and earlier events stay as they are."""
+        entity = _to_entity(self, DEVICES_PARTITION, self.key)
+        del entity["hardware_hash"]
+        if event:
+            entity[event[0]] = event[1]
         return entity
 
     @classmethod
@@ -110,6 +133,7 @@ class DeviceRecord:
         record = _from_entity(cls, entity)
         if entity.get(_HASH_PROPERTY):
             record.hardware_hash = base64.b64encode(zlib.decompress(base64.b64decode(entity[_HASH_PROPERTY]))).decode()
+        record.events = {k: v for k, v in entity.items() if k.startswith(history.EVENT_PREFIX)}
         return record
 
 
@@ -138,7 +162,7 @@ class UploadRecord:
         return _from_entity(cls, entity)
 
 
-_NOT_STORED = ("etag", "stored_state", "listed")
+_NOT_STORED = ("etag", "stored_state", "listed", "events")
 
 
 def _to_entity(record: Any, partition: str, row: str) -> dict[str, Any]:
@@ -222,11 +246,14 @@ class StateStore:
             self._index(record, was_pending=False)
         return {r.key for r in records}
 
-    def save_device(self, record: DeviceRecord) -> None:
-        """Replace the device if nobody changed it since it was read; raise :class:`ConcurrencyConflict`."""
+    def save_device(self, record: DeviceRecord, event: tuple[str, str] | None = None) -> None:
+        """Replace the device (with ``event`` added to its history) if nobody changed it since it was read;
+        raise :class:`ConcurrencyConflict`."""
         if record.listed:
             raise ValueError("a device read by a list query lacks its hash: update it through update_device")
         record.updated = now_iso()
+        if event:
+            record.events[event[0]] = event[1]
         try:
             meta = self.devices.update_entity(
                 record.to_entity(),
@@ -235,8 +262,11 @@ class StateStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as error:
+            if event:
+                record.events.pop(event[0], None)
             raise ConcurrencyConflict(record.serial) from error
         record.etag = meta.get("etag")
+        record.events = history.keep_newest(record.events)
         self._index(record, was_pending=record.stored_state in _POLLED)
 
     def _index(self, record: DeviceRecord, was_pending: bool) -> None:
@@ -245,7 +275,7 @@ class StateStore:
         if now_pending and not was_pending:
             self._mark_pending(record)
         elif was_pending and not now_pending:
-            self._unmark_pending(record)
+            self.unmark_pending(record)
         record.stored_state = record.state
 
     def update_device(
@@ -262,12 +292,90 @@ class StateStore:
             if change(record) is False:
                 return None
             try:
-                self.save_device(record)
-                history.record_change(self, before, record)
+                self.save_device(record, history.change_event(before, record))
                 return record
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(serial)
+
+    def get_devices(self, serials: Iterable[str]) -> dict[str, DeviceRecord]:
+        """Many devices by serial, without hashes or history (as lists read them): 14 per storage call
+        instead of one each. Keyed by row key; a serial with no device is absent."""
+        keys = sorted({row_key(s) for s in serials})
+        found: dict[str, DeviceRecord] = {}
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            chunk = keys[start : start + KEYS_PER_QUERY]
+            names = {f"k{n}": key for n, key in enumerate(chunk)}
+            rows = " or ".join(f"RowKey eq @{name}" for name in names)
+            for record in self.query_devices(f"PartitionKey eq '{DEVICES_PARTITION}' and ( {rows} )", **names):
+                found[record.key] = record
+        return found
+
+    def update_devices(
+        self, records: Iterable[DeviceRecord], change: Callable[[DeviceRecord], object]
+    ) -> dict[str, DeviceRecord]:
+        """Apply ``change`` to devices already read (by a list query or :meth:`get_devices`) and save them,
+        100 to an entity-group transaction, each merged on the ETag it was read with, its history event in
+        the same write. A transaction fails as a whole when any of its devices changed since it was read;
+        then that chunk goes device by device through :meth:`update_device` (read again, re-apply).
+        Returns the saved records by row key; ``change`` returning False means "nothing to do" (not saved).
+        ``change`` must decide from the record alone, as with :meth:`update_device`: it may run twice."""
+        todo: list[tuple[DeviceRecord, tuple[str, str] | None]] = []
+        for record in records:
+            before = history.snapshot(record)
+            if change(record) is False:
+                continue
+            record.updated = now_iso()
+            todo.append((record, history.change_event(before, record)))
+        saved: dict[str, DeviceRecord] = {}
+        for start in range(0, len(todo), TRANSACTION_LIMIT):
+            chunk = todo[start : start + TRANSACTION_LIMIT]
+            operations = [
+                (
+                    "update",
+                    record.merge_entity(event),
+                    {"mode": UpdateMode.MERGE, "etag": record.etag, "match_condition": MatchConditions.IfNotModified},
+                )
+                for record, event in chunk
+            ]
+            try:
+                results = self.devices.submit_transaction(operations)
+            except (TableTransactionError, ResourceModifiedError, ResourceNotFoundError):
+                for record, _ in chunk:  # someone changed one of them: decide again on fresh records
+                    fresh = self.update_device(record.serial, change)
+                    if fresh is not None:
+                        saved[fresh.key] = fresh
+                continue
+            entering, leaving = [], []
+            for (record, event), meta in zip(chunk, results, strict=True):
+                record.etag = meta.get("etag")
+                if event and not record.listed:
+                    record.events[event[0]] = event[1]
+                now_polled, was_polled = record.state in _POLLED, record.stored_state in _POLLED
+                if now_polled and not was_polled:
+                    entering.append(record)
+                elif was_polled and not now_polled:
+                    leaving.append(record)
+                record.stored_state = record.state
+                saved[record.key] = record
+            self._index_many(entering, leaving)
+        return saved
+
+    def _index_many(self, entering: list[DeviceRecord], leaving: list[DeviceRecord]) -> None:
+        """The polling index for a saved chunk: one transaction (both lists come from one chunk of 100)."""
+        operations: list[Any] = [
+            ("upsert", {"PartitionKey": PENDING_PARTITION, "RowKey": r.key, "serial": r.serial}) for r in entering
+        ]
+        operations += [("delete", {"PartitionKey": PENDING_PARTITION, "RowKey": r.key}) for r in leaving]
+        if not operations:
+            return
+        try:
+            self.devices.submit_transaction(operations)
+        except (TableTransactionError, ResourceNotFoundError):  # an index entry already gone: one by one
+            for record in entering:
+                self._mark_pending(record)
+            for record in leaving:
+                self.unmark_pending(record)
 
     def all_devices(self) -> Iterator[DeviceRecord]:
         yield from self.query_devices(f"PartitionKey eq '{DEVICES_PARTITION}'")
@@ -293,7 +401,7 @@ class StateStore:
     def _mark_pending(self, record: DeviceRecord) -> None:
         self.devices.upsert_entity({"PartitionKey": PENDING_PARTITION, "RowKey": record.key, "serial": record.serial})
 
-    def _unmark_pending(self, record: DeviceRecord) -> None:
+    def unmark_pending(self, record: DeviceRecord) -> None:
         try:
             self.devices.delete_entity(PENDING_PARTITION, record.key)
         except ResourceNotFoundError:
