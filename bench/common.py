@@ -35,6 +35,8 @@ class StorageCalls:
         # The local host's Service Bus stand-in (shared/queue.py): in Azure these are Service Bus operations,
         # counted apart (see ServiceBusOperations), not storage transactions.
         self.stand_in = (f"/{service_bus_queue}/", f"/{service_bus_queue}-deadletter/", "/sbdedup")
+        # The Functions host's own blob-trigger queue (it polls it in Azure too, not the app's code).
+        self.host_queues = ("/azure-webjobs-blobtrigger-", "/webjobs-blobtrigger-poison")
         self.counts: dict[str, int] = {}
         self.paused = False  # the benchmark's own progress checks are not the product's calls
         self._original = None
@@ -58,6 +60,8 @@ class StorageCalls:
             key = f"{service} {method}"
             if service == "blob" and method == "GET" and "comp=list" in (parts.query or ""):
                 key = "local host: blob listing (stands in for Event Grid)"
+            elif any(marker in parts.path for marker in calls.host_queues):
+                key = f"local host: Functions host blob-trigger queue {method}"
             elif any(marker in parts.path for marker in calls.stand_in):
                 key = f"local host: Service Bus stand-in {service} {method}"
             counts[key] = counts.get(key, 0) + 1

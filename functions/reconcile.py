@@ -4,6 +4,7 @@ profiles say, refresh reports."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import azure.functions as func
 
@@ -47,6 +48,8 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
         rt.settings.profiles,
         newly_registered=imports.registered,
         licences=rt.licences,
+        full_check_every=timedelta(seconds=settings.fleet_check_seconds),
+        just_registered=imports.registered_keys,
     )
     # Membership before clean-up: deleting processed import records is the least urgent write.
     imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph, settings.cleanup_seconds)

@@ -134,6 +134,9 @@ class Settings:
     # How long each timer run may spend deleting processed import records (after membership): every delete
     # is an Intune write, so at 100 writes / 20 s a run clears at most ~5 x this many records.
     cleanup_seconds: float = 150.0
+    # How often the timer lists every Autopilot record and group member to undo drift, fix tags and track
+    # Active/Inactive; in between, runs only settle new devices (shared/fleet.py). 0 = every run.
+    fleet_check_seconds: float = 1800.0
     graph_write_budget: str = "intune=100/20,entra=3000/150"  # shared by every instance; "" = none
     max_delivery_count: int = 5  # the registration queue's maxDeliveryCount (Bicep passes the queue's own)
     # Every BlobCreated event of the upload containers, journaled by a second Event Grid subscription per
@@ -176,6 +179,7 @@ SETTING_NAMES = (
     "SERVICEBUS_DUPLICATE_WINDOW",
     "REGISTRATION_MAX_ATTEMPTS",
     "RECONCILE_CLEANUP_SECONDS",
+    "FLEET_CHECK_SECONDS",
     "GRAPH_WRITE_BUDGET",
     "SERVICEBUS_MAX_DELIVERY_COUNT",
     "UPLOAD_EVENTS_QUEUE",
@@ -263,6 +267,12 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         cleanup = -1.0
     if not 0 <= cleanup <= 1200:
         raise ConfigError("RECONCILE_CLEANUP_SECONDS must be a number of seconds from 0 to 1200")
+    try:
+        fleet_check = float(env.get("FLEET_CHECK_SECONDS", "1800"))
+    except ValueError:
+        fleet_check = -1.0
+    if not 0 <= fleet_check <= 86400:
+        raise ConfigError("FLEET_CHECK_SECONDS must be a number of seconds from 0 to 86400 (a day)")
     lock = duration_seconds("SERVICEBUS_LOCK_DURATION", env.get("SERVICEBUS_LOCK_DURATION", "PT5M"))
     if lock < 5:
         raise ConfigError("SERVICEBUS_LOCK_DURATION must be at least 5 seconds (Service Bus allows PT5S to PT5M)")
@@ -275,6 +285,7 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         "graph_write_budget": budget,
         "max_delivery_count": deliveries,
         "cleanup_seconds": cleanup,
+        "fleet_check_seconds": fleet_check,
     }
 
 

@@ -42,6 +42,7 @@ class FleetSummary:
     dynamic_groups: list[str] = field(default_factory=list)
     synced: bool = False
     licence_warnings: int = 0
+    full_check: bool = True  # False: only devices not yet confirmed in their group were handled
     changed_uploads: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
@@ -67,12 +68,36 @@ async def reconcile_fleet(
     now: datetime | None = None,
     newly_registered: int = 0,
     licences: LicenceReader | None = None,
+    full_check_every: timedelta = timedelta(0),
+    just_registered: frozenset[str] | set[str] = frozenset(),
 ) -> FleetSummary:
+    """Every run settles what is new (a device not yet confirmed in its profile's group: Entra lookup and
+    add, no listing); a full check (every Autopilot record and every group's members, to undo drift, fix
+    tags and track Active/Inactive) runs once ``full_check_every`` has passed since the last one. So the
+    Graph reads of a run follow the work there is, not the size of the fleet.
+
+    ``just_registered`` (row keys that became Ready in this very run) are not looked up in Entra yet: their
+    device object appears some time after the Autopilot record, so "not found" is all a lookup would say
+    (autopilot-graph-facts.md, Entra ID side); the next run finds them."""
     summary = FleetSummary()
     now = now or datetime.now(UTC)
     managed = [d for d in store.all_devices() if DeviceState(d.state) in REGISTERED]
     summary.devices = len(managed)
     if not managed:
+        return summary
+    last = store.get_meta("fleet").get("lastFullCheck", "") if full_check_every else ""
+    if last and now - datetime.fromisoformat(last) < full_check_every:
+        summary.full_check = False
+        unsettled = [d for d in managed if d.member_of != _group_of(profiles, d)]
+        if unsettled:
+            try:
+                await _membership(
+                    store, directory, profiles, unsettled, summary, list_members=False, skip_lookup=just_registered
+                )
+            except (GraphUnavailable, GraphRefused) as error:
+                summary.errors.append(f"group membership: {error}")
+        if newly_registered:
+            summary.synced = await _sync_sparingly(store, directory, now)
         return summary
     try:
         records = {serial_key(d.serial): d for d in await autopilot.list_devices()}
@@ -82,7 +107,9 @@ async def reconcile_fleet(
     # Each device's changes are decided first and saved together: 100 devices per storage transaction.
     changes: dict[str, list[Change]] = {}
     for device in managed:
-        decided = await _tag_and_state(directory, profiles, device, records.get(serial_key(device.serial)), now, summary)
+        decided = await _tag_and_state(
+            directory, profiles, device, records.get(serial_key(device.serial)), now, summary
+        )
         if decided:
             changes[device.key] = decided
     managed = _save(store, managed, changes)
@@ -92,9 +119,11 @@ async def reconcile_fleet(
         summary.changed_uploads |= checked.changed_uploads
         summary.errors += checked.errors
     try:
-        await _membership(store, directory, profiles, managed, summary)
+        await _membership(store, directory, profiles, managed, summary, list_members=True, skip_lookup=just_registered)
     except (GraphUnavailable, GraphRefused) as error:  # any refusal is recorded and the run goes on
         summary.errors.append(f"group membership: {error}")
+    if full_check_every:
+        store.put_meta("fleet", {"lastFullCheck": now.isoformat()})
     if summary.tags_fixed or newly_registered:
         summary.synced = await _sync_sparingly(store, directory, now)
     log.info(
@@ -190,19 +219,41 @@ def _tag_in_flight(device: DeviceRecord, tag: str, now: datetime) -> bool:
         return False
 
 
+def _group_of(profiles: ProfilesDocument, device: DeviceRecord) -> str:
+    profile = profiles.profiles.get(device.profile)
+    return profile.group_id if profile else ""
+
+
+_GROUPS: dict[str, GroupInfo] = {}  # group id -> its type: read again at each full check
+
+
+async def _group_info(directory: DirectoryClient, group_id: str, fresh: bool) -> GroupInfo:
+    """A group's type (assigned or dynamic) changes rarely: read at full checks, remembered in between."""
+    if fresh or group_id not in _GROUPS:
+        _GROUPS[group_id] = await directory.group(group_id)
+    return _GROUPS[group_id]
+
+
 async def _membership(
     store: StateStore,
     directory: DirectoryClient,
     profiles: ProfilesDocument,
     managed: list[DeviceRecord],
     summary: FleetSummary,
+    *,
+    list_members: bool,
+    skip_lookup: frozenset[str] | set[str] = frozenset(),
 ) -> None:
+    """Each device in its profile's group and in no other profile's group. With ``list_members`` every
+    group is listed (drift anywhere is found); without, only the given devices are handled, from what
+    their records say: added to their group, removed from the group they were confirmed in before (a
+    profile move). A device's ``member_of`` records the group it was last confirmed in."""
     groups: dict[str, GroupInfo] = {}
     members: dict[str, set[str]] = {}
     object_by_device_id: dict[str, str] = {}
     for name, profile in profiles.profiles.items():
         try:
-            info = await directory.group(profile.group_id)
+            info = await _group_info(directory, profile.group_id, fresh=list_members)
         except GraphRefused as error:  # a wrong groupId must not stop the other profiles
             summary.errors.append(
                 f"profile {name!r}: group {profile.group_id} cannot be read ({error.status}): "
@@ -214,19 +265,26 @@ async def _membership(
         if info.dynamic:
             summary.dynamic_groups.append(name)  # membership follows the tag; nothing to write
             continue
-        listed = await directory.members(profile.group_id)
-        members[name] = {m.object_id for m in listed}
-        object_by_device_id.update({m.device_id: m.object_id for m in listed if m.device_id})
+        members[name] = set()
+        if list_members:
+            listed = await directory.members(profile.group_id)
+            members[name] = {m.object_id for m in listed}
+            object_by_device_id.update({m.device_id: m.object_id for m in listed if m.device_id})
     changes: list[MembershipChange] = []
     unknown = [
         d.aad_device_id
         for d in managed
-        if d.aad_device_id and not d.entra_object_id and d.aad_device_id not in object_by_device_id
+        if d.aad_device_id
+        and not d.entra_object_id
+        and d.aad_device_id not in object_by_device_id
+        and d.key not in skip_lookup
     ]
     # Bounded (a run must end well within the Functions timeout at any fleet size) and batched: 20 lookups
     # per HTTP call. The object id is kept on the device once found, so each device is looked up once.
     looked_up = await directory.find_devices(unknown[:MAX_LOOKUPS_PER_RUN]) if unknown else {}
     found: dict[str, str] = {}  # row key -> Entra object id, kept on the device (saved in bulk below)
+    confirmed: dict[str, str] = {}  # row key -> the group it is now known to be in
+    adding: dict[tuple[str, str], str] = {}  # (group, object) -> row key
     for device in managed:
         object_id = (
             device.entra_object_id
@@ -238,24 +296,28 @@ async def _membership(
             continue
         if object_id != device.entra_object_id:
             found[device.key] = object_id
+        own = groups.get(device.profile)
+        if own is not None and own.dynamic and device.member_of != own.id and device.profile in profiles.profiles:
+            confirmed[device.key] = own.id  # the tag decides; nothing of ours to confirm
         for name, profile in profiles.profiles.items():
             if groups[name].dynamic:
                 continue
             inside = object_id in members[name]
             if name == device.profile and not inside:
                 changes.append(MembershipChange(profile.group_id, object_id, add=True))
-            elif name != device.profile and inside:
+                adding[(profile.group_id, object_id)] = device.key
+            elif name == device.profile and device.member_of != profile.group_id:
+                confirmed[device.key] = profile.group_id  # seen in the listing
+            elif name != device.profile and (inside or (not list_members and device.member_of == profile.group_id)):
                 changes.append(MembershipChange(profile.group_id, object_id, add=False))
-    if found:
-        store.update_devices([d for d in managed if d.key in found], lambda d: setattr(d, "entra_object_id", found[d.key]))
-    if not changes:
-        return
     deferred = changes[MAX_CHANGES_PER_RUN:]  # the write budget is shared: the rest waits for the next run
     summary.deferred_changes = len(deferred)
-    for change, result in (await directory.apply_membership(changes[:MAX_CHANGES_PER_RUN])).items():
+    results = (await directory.apply_membership(changes[:MAX_CHANGES_PER_RUN])).items() if changes else []
+    for change, result in results:
         if result.done:
             if change.add:
                 summary.members_added += 1
+                confirmed[adding[(change.group_id, change.object_id)]] = change.group_id
             else:
                 summary.members_removed += 1
         elif result.status == 429:
@@ -266,6 +328,13 @@ async def _membership(
                 f"membership {what} group {change.group_id} of {change.object_id}: HTTP {result.status} "
                 f"{result.code}: {result.message}".strip()
             )
+
+    def keep(device: DeviceRecord) -> None:
+        device.entra_object_id = found.get(device.key, device.entra_object_id)
+        device.member_of = confirmed.get(device.key, device.member_of)
+
+    if found or confirmed:
+        store.update_devices([d for d in managed if d.key in found or d.key in confirmed], keep)
 
 
 async def _sync_sparingly(store: StateStore, directory: DirectoryClient, now: datetime) -> bool:

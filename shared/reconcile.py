@@ -30,6 +30,7 @@ class ReconcileSummary:
     still_pending: int = 0
     stuck: int = 0
     deleted_imports: int = 0
+    registered_keys: set[str] = field(default_factory=set)  # row keys of the devices Ready since this run
     changed_uploads: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
@@ -82,6 +83,7 @@ async def reconcile_imports(
                     break  # what was decided so far is still saved
             decided[device.key] = _registered(record, devices.get(serial_key(serial)))
             summary.registered += 1
+            summary.registered_keys.add(device.key)
         else:
             decided[device.key] = _failed(device, record)
             summary.failed += 1
@@ -103,9 +105,7 @@ async def reconcile_imports(
     return summary
 
 
-async def delete_processed_imports(
-    store: StateStore, graph: AutopilotClient, seconds: float, limit: int = 5000
-) -> int:
+async def delete_processed_imports(store: StateStore, graph: AutopilotClient, seconds: float, limit: int = 5000) -> int:
     """Delete up to ``limit`` processed import records, 20 per HTTP call, for at most ``seconds``; stop at
     the first throttle (the rest wait for the next run). Called after the fleet's membership work: clean-up
     is the least urgent write, so it takes what the budget has left and never holds back the next run's

@@ -80,6 +80,7 @@ class DeviceRecord:
     import_id: str = ""
     tag_sent: str = ""  # "<group tag>@<ISO time>": the last tag repair sent, while it propagates
     licence_checked: str = ""  # "<user>|<required SKUs>@<ISO time>": the last licence check (shared/licences.py)
+    member_of: str = ""  # the Entra group the device was last confirmed in (shared/fleet.py)
     import_request_id: str = ""  # Graph's request-id of the import call that carried the device
     import_requested_at: str = ""  # and when it answered (UTC)
     autopilot_id: str = ""

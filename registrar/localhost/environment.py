@@ -39,6 +39,7 @@ def local_env(storage_connection: str, graph_url: str, profiles_file: Path = DEF
         "SERVICEBUS_LOCK_DURATION": "PT30S",
         # The local timer runs every few seconds: clean-up in short slices, so imports keep settling.
         "RECONCILE_CLEANUP_SECONDS": "20",
+        "FLEET_CHECK_SECONDS": "0",  # every run: drift is undone at once in the demo and the tests
     }
 
 

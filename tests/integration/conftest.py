@@ -63,6 +63,7 @@ def env(azurite, graph):
         "STATE_TABLE_PREFIX": f"t{suffix}",
         "UPLOAD_EVENTS_QUEUE": f"upload-events-{suffix}",  # each test its own upload-event journal
         "AZURE_TENANT_ID": "contoso-test",
+        "FLEET_CHECK_SECONDS": "0",  # a full drift check every run (test_fleet.py covers the interval)
     }
 
 

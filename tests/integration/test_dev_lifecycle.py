@@ -48,6 +48,17 @@ def start_dev(env: dict[str, str], data: Path) -> tuple[subprocess.Popen, list[s
     raise AssertionError("dev did not start:\n" + "\n".join(banner))
 
 
+def _outside_group(tenant: dict, serials: list[str]) -> set[str]:
+    """The serials whose Entra device object is not a member of the standard profile's group."""
+    from registrar.localhost.environment import DEFAULT_PROFILES
+
+    group_id = json.loads(DEFAULT_PROFILES.read_text())["profiles"]["standard"]["groupId"]
+    members = next((set(g["members"]) for g in tenant["groups"] if g["id"] == group_id), set())
+    entra = {e["deviceId"]: e["id"] for e in tenant["entra"]}
+    device_ids = {d["serialNumber"]: d.get("azureActiveDirectoryDeviceId") for d in tenant["devices"]}
+    return {s for s in serials if entra.get(device_ids.get(s)) not in members}
+
+
 def ctrl_c(process: subprocess.Popen, wait: float = 60) -> float:
     """Press Ctrl+C on ``dev``; the seconds it took to exit."""
     started = time.monotonic()
@@ -135,11 +146,11 @@ def test_a_restarted_dev_keeps_graph_and_storage_and_goes_on_reconciling(tmp_pat
         process.wait(timeout=30)
 
 
-
 @pytest.mark.timeout(400)
 def test_ctrl_c_during_a_1000_device_upload_stops_at_once_and_a_second_dev_registers_each_device_once(tmp_path):
-    """Work in flight when dev stops is redelivered by the next dev (queue messages live in Azurite's data,
-    the emulated tenant is persisted): nothing lost, nothing imported twice."""
+    """Correctness at scale. Work in flight when dev stops is redelivered by the next dev (queue messages live
+    in Azurite's data, the emulated tenant is persisted): nothing lost, nothing imported twice, and every one
+    of the 1,000 devices ends in its profile's group."""
     from tests.helpers import csv_bytes, portal_row
 
     state_file = tmp_path / "dev.json"
@@ -186,6 +197,13 @@ def test_ctrl_c_during_a_1000_device_upload_stops_at_once_and_a_second_dev_regis
 
         imported = httpx.get(graph_url + "/_emulator/state").json()["importedSerials"]
         assert imported == dict.fromkeys(serials, 1)  # every device imported exactly once
+        # ...and every device ends in its profile's group: the whole job, not only the import.
+        deadline = time.monotonic() + 120
+        while (outside := _outside_group(httpx.get(graph_url + "/_emulator/state").json(), serials)) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(2)
+        assert not outside, f"{len(outside)} devices not in their group, e.g. {sorted(outside)[:5]}"
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

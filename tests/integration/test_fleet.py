@@ -49,6 +49,39 @@ async def test_devices_join_their_profile_group_and_manual_changes_are_undone(ho
     assert _members(graph, KIOSK_GROUP) == []
 
 
+async def test_between_full_checks_runs_settle_new_devices_without_listing_and_drift_waits_for_the_check(
+    host, settings, graph
+):
+    rt = host.runtime
+    hour = timedelta(hours=1)
+    await _registered(host, settings, ["PF-1"])
+    start = datetime.now(UTC)
+    first = await reconcile_fleet(rt.store, rt.graph, rt.directory, settings.profiles, full_check_every=hour, now=start)
+    assert first.full_check and _members(graph, STANDARD_GROUP) == ["PF-1"]
+    # A new device arrives and someone removes PF-1 by hand, between full checks.
+    upload(settings, "device-uploads", "standard/g.csv", csv_bytes([portal_row("PF-2")]))
+    for _ in range(3):
+        await host.step()  # the local host's own runs are full checks (interval 0): undo them below
+    graph.ctl.change_membership(STANDARD_GROUP, "PF-1", "remove")
+    graph.ctl.change_membership(STANDARD_GROUP, "PF-2", "remove")
+    graph.ctl.reset_counters()
+    later = start + timedelta(minutes=10)
+    run = await reconcile_fleet(rt.store, rt.graph, rt.directory, settings.profiles, full_check_every=hour, now=later)
+    assert not run.full_check
+    assert _members(graph, STANDARD_GROUP) == []  # PF-2 was settled already by the host; nothing listed
+    routes = {k.rsplit(" ", 1)[0] for k in graph.ctl.counters()["requests"] if k.count(" ") == 2}
+    assert not routes & {"GET autopilotDevices.list", "GET groups.members.list", "GET groups.get"}, routes
+    # A device not yet confirmed in its group is settled by the next run, without a listing.
+    rt.store.update_device("PF-2", lambda d: setattr(d, "member_of", ""))
+    run = await reconcile_fleet(rt.store, rt.graph, rt.directory, settings.profiles, full_check_every=hour, now=later)
+    assert not run.full_check and run.members_added == 1 and _members(graph, STANDARD_GROUP) == ["PF-2"]
+    # The full check, once the period has passed, finds the hand-made drift and undoes it.
+    run = await reconcile_fleet(
+        rt.store, rt.graph, rt.directory, settings.profiles, full_check_every=hour, now=start + 2 * hour
+    )
+    assert run.full_check and _members(graph, STANDARD_GROUP) == ["PF-1", "PF-2"]
+
+
 async def test_changed_group_tag_is_restored(host, settings, graph):
     await _registered(host, settings, ["PF-1"])
     device = graph.ctl.state()["devices"][0]
