@@ -51,12 +51,13 @@ def emulator_config() -> EmulatorConfig:
     return EmulatorConfig(import_processing_seconds=5, entra_delay_seconds=2, page_size=500)
 
 
-def settled(control, group_id: str) -> bool:
+def progress(control, group_id: str) -> tuple[bool, bool]:
+    """(every device in its group, no import record left)."""
     state = control.state()
     members = next((set(g["members"]) for g in state["groups"] if g["id"] == group_id), set())
     entra_ids = {e["deviceId"]: e["id"] for e in state["entra"]}
     in_group = all(entra_ids.get(d.get("azureActiveDirectoryDeviceId")) in members for d in state["devices"])
-    return in_group and not state["imports"]
+    return in_group, not state["imports"]
 
 
 async def run(devices: int, batch: int, reconcile_seconds: float = 10.0, fleet_check_seconds: float = 1800.0) -> dict:
@@ -77,6 +78,7 @@ async def run(devices: int, batch: int, reconcile_seconds: float = 10.0, fleet_c
             blobs.get_blob_client("device-uploads", f"standard/bench-{index:03d}.csv").upload_blob(data)
         last_check = 0.0
         ready_at = 0.0
+        in_group_at = 0.0
         group = settings.profiles.profiles["standard"].group_id
         while True:
             await host.step()
@@ -89,8 +91,12 @@ async def run(devices: int, batch: int, reconcile_seconds: float = 10.0, fleet_c
             done = sum(n for s, n in states.items() if DeviceState(s) in FINAL_FOR_DEMO)
             if done >= devices and not ready_at:
                 ready_at = time.monotonic() - started
-            if ready_at and settled(control, group):
-                break
+            if ready_at:
+                in_group, cleared = progress(control, group)
+                if in_group and not in_group_at:
+                    in_group_at = time.monotonic() - started
+                if in_group and cleared:
+                    break
             if time.monotonic() - started > 3600:
                 break
             await asyncio.sleep(0.2)
@@ -115,6 +121,7 @@ async def run(devices: int, batch: int, reconcile_seconds: float = 10.0, fleet_c
             "fleet_check_seconds": fleet_check_seconds,
             "registered": registered,
             "seconds_to_ready_for_user": round(ready_at, 1),
+            "seconds_to_all_in_group": round(in_group_at, 1),
             "seconds_to_settled": round(wall, 1),
             # HTTP requests the product sent (a $batch or a 20-member PATCH is one) and, below, every request
             # Graph handled (batch items included: what throttling counts).
@@ -164,7 +171,10 @@ async def run_anchor(name: str, devices: int) -> dict:
 def compare_table(product: dict, anchors: list[dict]) -> str:
     """HTTP calls per device (what each tool sends; a $batch is one) and requests per device as Graph's
     throttling counts them (batch items each)."""
-    header = f"{'':<40}{'HTTP calls/device':>18}{'requests/device':>17}{'429s':>7}{'to Ready (s)':>14}{'to settled (s)':>16}"
+    header = (
+        f"{'':<40}{'HTTP calls/device':>18}{'requests/device':>17}{'429s':>7}{'to Ready (s)':>14}"
+        f"{'all in group (s)':>18}{'to settled (s)':>16}"
+    )
     rows = [
         (
             "Autopilot Registrar",
@@ -172,6 +182,7 @@ def compare_table(product: dict, anchors: list[dict]) -> str:
             product["graph_calls_total_per_device"],
             product["throttled_429"],
             product["seconds_to_ready_for_user"],
+            product.get("seconds_to_all_in_group", "-"),
             product["seconds_to_settled"],
         )
     ]
@@ -182,13 +193,14 @@ def compare_table(product: dict, anchors: list[dict]) -> str:
             a["graph_calls_per_device"],
             a["throttled_429"],
             a["seconds_to_ready_for_user"],
+            a["seconds_to_settled"] if "group" in a["settled_means"] else "never",
             a["seconds_to_settled"],
         )
         for a in anchors
     ]
     lines = [header]
-    for name, http, requests, throttled, ready, settled_s in rows:
-        lines.append(f"{name:<40}{http:>18}{requests:>17}{throttled:>7}{ready:>14}{settled_s:>16}")
+    for name, http, requests, throttled, ready, in_group, settled_s in rows:
+        lines.append(f"{name:<40}{http:>18}{requests:>17}{throttled:>7}{ready:>14}{in_group:>18}{settled_s:>16}")
     lines.append(
         "settled: Registrar = in group and import records deleted; "
         + "; ".join(f"{a['anchor']} = {a['settled_means']}" for a in anchors)
