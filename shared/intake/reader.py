@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -35,9 +35,15 @@ def open_devices(stream: BinaryIO, file: str, *, max_bytes: int = DEFAULT_MAX_BY
     """Raise :class:`FileRejected` when the file as a whole is unusable (binary, empty, no header)."""
     text, encoding = open_text(stream, file, max_bytes=max_bytes)
     layout, recs = records(text, file)
-    return OpenedFile(
-        file, encoding, layout, _rejoin_wrapped(((r, validate(r, layout, file)) for r in recs), layout, file)
-    )
+    return OpenedFile(file, encoding, layout, rejoin_wrapped(checked(recs, layout, file), layout, file))
+
+
+def checked(recs: Iterable[Record], layout: Layout, file: str) -> Iterator[tuple[DeviceRow | Rejection, bool]]:
+    """Each record's outcome, and whether the record may be the rest of a hash wrapped without quotes (a
+    line of bare base64, which always fails validation, so only rejected records are looked at)."""
+    for record in recs:
+        outcome = validate(record, layout, file)
+        yield outcome, type(outcome) is Rejection and _is_fragment(record)
 
 
 _FRAGMENT = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
@@ -49,11 +55,13 @@ def _is_fragment(record: Record) -> bool:
     return bool(_FRAGMENT.fullmatch(serial)) and not any(v for k, v in record.values.items() if k != SERIAL)
 
 
-def _rejoin_wrapped(
-    pairs: Iterator[tuple[Record, DeviceRow | Rejection]], layout: Layout, file: str
+def rejoin_wrapped(
+    pairs: Iterator[tuple[DeviceRow | Rejection, bool]], layout: Layout, file: str
 ) -> Iterator[DeviceRow | Rejection]:
     """An unquoted hash wrapped over several lines (pasted from mail) would be one rejection per fragment,
-    each with a base64 "serial". Say it once, at the row where the hash starts, and name the lines."""
+    each with a base64 "serial". Say it once, at the row where the hash starts, and name the lines.
+
+    ``pairs`` are outcomes in order, each with whether its record is such a fragment (:func:`checked`)."""
     held: DeviceRow | Rejection | None = None
     continued: list[int] = []
 
@@ -74,10 +82,10 @@ def _rejoin_wrapped(
         )
 
     try:
-        for record, outcome in pairs:
+        for outcome, fragment in pairs:
             starts_hash = isinstance(held, Rejection) and held.code.startswith("hash.")
-            if starts_hash and _is_fragment(record) and (not continued or continued[-1] == record.line - 1):
-                continued.append(record.line)
+            if starts_hash and fragment and (not continued or continued[-1] == outcome.line - 1):
+                continued.append(outcome.line)
                 continue
             yield from release()
             held, continued = outcome, []

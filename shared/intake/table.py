@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .encoding import TextLines
@@ -70,15 +71,18 @@ class Record:
     values: dict[str, str]
 
 
-class _Lines:
-    """Line iterator with a physical line counter and a cap on line length (memory stays flat)."""
+class Lines:
+    """Line iterator with a physical line counter and a cap on line length (memory stays flat).
 
-    def __init__(self, text: TextLines, file: str) -> None:
+    ``count`` is the number of the line last read; ``start`` is the number of the line before the first.
+    """
+
+    def __init__(self, text: TextLines, file: str, start: int = 0) -> None:
         self._text = text
         self._file = file
-        self.count = 0
+        self.count = start
 
-    def __iter__(self) -> _Lines:
+    def __iter__(self) -> Lines:
         return self
 
     def __next__(self) -> str:
@@ -133,21 +137,30 @@ def _layout(cells: list[str], delimiter: str, file: str, line: int) -> Layout:
 
 def records(text: TextLines, file: str) -> tuple[Layout, Iterator[Record]]:
     """The file's layout, and its data records in order with the line each starts on."""
-    lines = _Lines(text, file)
-    first = ""
-    for first in lines:
-        if first.strip(" \t\r\n,;"):
+    lines, layout, first = read_header(text, file)
+    rest = data_records(lines, layout, file)
+    return layout, rest if first is None else itertools.chain((first,), rest)
+
+
+def read_header(text: TextLines, file: str) -> tuple[Lines, Layout, Record | None]:
+    """The file's layout from its first non-blank line, the lines after it, and, for a headerless file,
+    its first data record (the line that was read as the header)."""
+    lines = Lines(text, file)
+    head = ""
+    for head in lines:
+        if head.strip(" \t\r\n,;"):
             break
     else:
         raise FileRejected(file, "file.empty", "the file has no header and no device rows")
-    delimiter = _sniff_delimiter(first)
+    delimiter = _sniff_delimiter(head)
     header_line = lines.count
-    header = _split(first, lines, delimiter, file, header_line)
+    header = _split(head, lines, delimiter, file, header_line)
     layout = _layout(header, delimiter, file, header_line)
-    return layout, _records(lines, layout, header if layout.headerless else None, header_line, file)
+    first = Record(header_line, _picker(layout)(header)) if layout.headerless else None
+    return lines, layout, first
 
 
-def _split(line: str, lines: _Lines, delimiter: str, file: str, start: int) -> list[str]:
+def _split(line: str, lines: Lines, delimiter: str, file: str, start: int) -> list[str]:
     """Cells of the record starting with ``line``.
 
     The csv module walks every character (about 14 us for a 4 KB hash row), so the two shapes real tools
@@ -170,18 +183,17 @@ def _split(line: str, lines: _Lines, delimiter: str, file: str, start: int) -> l
         ) from None
 
 
-def _chain(first: str, rest: _Lines) -> Iterator[str]:
+def _chain(first: str, rest: Lines) -> Iterator[str]:
     yield first
     yield from rest
 
 
-def _records(
-    lines: _Lines, layout: Layout, first_data: list[str] | None, first_line: int, file: str
-) -> Iterator[Record]:
+def _picker(layout: Layout) -> Callable[[list[str]], dict[str, str]]:
+    """A row's cells to its values by our field names, stripped; missing trailing cells are empty."""
     names = tuple(layout.columns)
     indices = tuple(layout.columns.values())
     width = max(indices) + 1
-    pick = operator.itemgetter(*indices)  # C-level gather: this loop runs once per row
+    pick = operator.itemgetter(*indices)  # C-level gather: this runs once per row
 
     def values(cells: list[str]) -> dict[str, str]:
         if len(cells) < width:
@@ -189,8 +201,12 @@ def _records(
         picked = pick(cells)
         return dict(zip(names, map(str.strip, picked if len(names) > 1 else (picked,))))
 
-    if first_data is not None:
-        yield Record(first_line, values(first_data))
+    return values
+
+
+def data_records(lines: Lines, layout: Layout, file: str) -> Iterator[Record]:
+    """The records read from ``lines`` (the lines after the header), with the line each starts on."""
+    values = _picker(layout)
     delimiter = layout.delimiter
     for line in lines:
         start = lines.count

@@ -1,0 +1,161 @@
+"""The parallel intake path (shared/intake/parallel.py) gives exactly what open_devices gives: the same
+outcomes in the same order, the same rejections and messages, the same file-level rejections."""
+
+import base64
+import io
+import multiprocessing
+
+import pytest
+
+from registrar.synthetic import PORTAL_HEADER, build_hash, build_hash_bytes
+from shared.intake import DeviceRow, FileRejected, Rejection, open_devices
+from shared.intake.merge import Merger
+from shared.intake.parallel import open_devices_parallel
+
+HEADER = ",".join(PORTAL_HEADER)
+
+
+def _mixed_lines() -> list[str]:
+    """Good rows, with duplicates, a serial conflict, blank lines and row rejections of several kinds in
+    between, a hash wrapped without quotes and one wrapped inside quotes (a record over many lines)."""
+    lines = [HEADER]
+    for n in range(40):
+        serial = f"PF-{n:03d}"
+        tag = "Sales" if n % 3 else ""
+        user = "ann@contoso.com" if n % 5 == 0 else ""
+        lines.append(",".join([serial, "PK-7" if n % 7 == 0 else "", build_hash(serial), tag, user]))
+        if n % 6 == 2:
+            lines.append(lines[-1])  # duplicate
+        if n % 9 == 4:
+            lines.append("")
+    wrapped = build_hash("PF-W01")
+    altered = bytearray(build_hash_bytes("PF-101"))
+    altered[20] ^= 1  # inside the first record: the checksum no longer matches
+    lines += [
+        ",".join(["PF-005", "", build_hash("PF-005", seed=7), "", ""]),  # same serial, another hash: conflict
+        ",".join(["PF\u00e91", "", build_hash("PF\u00e91"), "", ""]),  # serial.invalid
+        ",".join(["PF-100", "", build_hash("PF-100"), "Bad/Tag!", ""]),  # group_tag.invalid
+        ",".join(["PF-100", "", build_hash("PF-100"), "", "bob@"]),  # user.invalid
+        ",".join(["PF-102", "", "", "", ""]),  # hash.missing
+        ",".join(["PF-103", "", "%%%%", "", ""]),  # hash.not_base64
+        ",".join(["PF-104", "", build_hash("PF-104")[:300], "", ""]),  # hash.truncated
+        ",".join(["PF-105", "", build_hash("PF-106"), "", ""]),  # hash.serial_mismatch
+        ",".join(["PF-101", "", base64.b64encode(altered).decode(), "", ""]),  # hash.checksum_mismatch
+        ",".join(["", "", build_hash("PF-107"), "", ""]),  # serial.missing
+        ",".join(["PF-W01", "", wrapped[:400], "", ""]),  # a hash wrapped without quotes: hash.wrapped
+        wrapped[400:1600],
+        wrapped[1600:2800],
+        wrapped[2800:],
+        'PF-Q01,,"' + "\r\n".join(build_hash("PF-Q01")[i : i + 76] for i in range(0, 4000, 76)) + '",,',
+        ",".join(["PF-108", "", build_hash("PF-108"), "", ""]),
+    ]
+    return lines
+
+
+def _file(lines: list[str], encoding: str = "utf-8", newline: str = "\r\n") -> bytes:
+    return (newline.join(lines) + newline).encode(encoding)
+
+
+def _read(data: bytes, workers: int, block_lines: int = 5, **kwargs) -> tuple[object, object, list]:
+    opened = open_devices_parallel(io.BytesIO(data), "up.csv", workers=workers, block_lines=block_lines, **kwargs)
+    return opened.encoding, opened.layout, list(opened)
+
+
+def _assert_same(data: bytes, block_lines: int = 5, **kwargs) -> list[DeviceRow | Rejection]:
+    single = open_devices(io.BytesIO(data), "up.csv", **kwargs)
+    expected = (single.encoding, single.layout, list(single))
+    assert _read(data, 2, block_lines, **kwargs) == expected
+    return expected[2]
+
+
+def _merged(outcomes):
+    merger = Merger()
+    for outcome in outcomes:
+        merger.add(outcome)
+    return merger.result()
+
+
+@pytest.mark.parametrize("block_lines", [1, 3, 8, 1000])
+def test_same_outcomes_order_rejections_and_merge(block_lines):
+    data = _file(_mixed_lines())
+    outcomes = _assert_same(data, block_lines)
+    codes = {o.code for o in outcomes if isinstance(o, Rejection)}
+    assert codes >= {"serial.invalid", "group_tag.invalid", "user.invalid", "hash.missing", "hash.not_base64"}
+    assert codes >= {"hash.truncated", "hash.serial_mismatch", "hash.checksum_mismatch", "hash.wrapped"}
+    assert any(o.serial == "PF-Q01" and isinstance(o, DeviceRow) for o in outcomes)  # the quoted, wrapped hash
+    merged = _merged(outcomes)
+    assert merged.duplicates and any(r.code == "serial.conflict" for r in merged.rejected)
+    parallel = _read(data, 2, block_lines)[2]
+    assert [o.message for o in _merged(parallel).rejected] == [o.message for o in merged.rejected]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig", "cp1252"])
+def test_other_encodings(encoding):
+    lines = _mixed_lines()
+    lines.insert(3, ",".join(["PF-200", "", build_hash("PF-200"), "", "andr\u00e9@contoso.com"]))  # ANSI/UTF-16
+    _assert_same(_file(lines, encoding))
+
+
+def test_lone_cr_line_ends_and_a_headerless_partner_file():
+    _assert_same(_file(_mixed_lines(), newline="\r"), block_lines=4)
+    partner = ["Contoso Devices,Surfboard Laptop 7,SN-1", "Contoso Devices,,SN-2", "Fabrikam,ProBook,SN-3"]
+    assert len(_assert_same(_file(partner), block_lines=1)) == 3
+
+
+@pytest.mark.parametrize(
+    "tail, code",
+    [
+        (["PF-900," + "A," * 40_000], "file.line_too_long"),
+        (["PF-900" + ",x" * 70], "file.too_many_columns"),
+        (['PF-900,,"' + "\r\n".join(["A" * 50_000] * 4) + '",,'], "file.malformed"),  # over the csv field limit
+    ],
+)
+@pytest.mark.parametrize("at", [1, 10])
+def test_damage_mid_file_ends_it_the_same_way(tail, code, at):
+    lines = _mixed_lines()
+    data = _file(lines[:at] + tail + lines[at:])
+    for block_lines in (2, 7):
+        outcomes = _assert_same(data, block_lines)
+        assert outcomes[-1].code == code and outcomes[-1].line == at + 1
+
+
+def test_a_line_cut_at_the_64_kib_limit_stays_two_lines():
+    lines = _mixed_lines()  # 80,000 bytes but 40,000 characters: two lines of the ASCII-compatible reader
+    data = _file(lines[:5] + ["PF-900," + "\u00e9" * 40_000] + lines[5:])
+    for block_lines in (2, 3):
+        outcomes = _assert_same(data, block_lines)
+        assert [o.code for o in outcomes if o.line in (6, 7)] == ["product_key.invalid", "serial.invalid"]
+
+
+def test_the_size_limit_ends_the_file_the_same_way():
+    outcomes = _assert_same(_file(_mixed_lines()), max_bytes=100_000)
+    assert outcomes[-1].code == "file.too_large"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _file(["Windows Product ID,Hardware Hash", "PK-1," + build_hash("PF-1")]),  # no serial column
+        _file(["Name,Colour", "PF-1,blue"]),  # not a device CSV header
+        b"",
+        b"\x00\x01\x02binary",
+    ],
+)
+def test_file_level_rejections_are_raised_the_same_way(data):
+    with pytest.raises(FileRejected) as single:
+        open_devices(io.BytesIO(data), "up.csv")
+    with pytest.raises(FileRejected) as parallel:
+        open_devices_parallel(io.BytesIO(data), "up.csv", workers=2)
+    assert str(parallel.value) == str(single.value)
+    assert (parallel.value.code, parallel.value.line) == (single.value.code, single.value.line)
+
+
+def test_one_worker_is_the_one_process_path_and_stopping_early_stops_the_workers():
+    data = _file(_mixed_lines())
+    opened = open_devices_parallel(io.BytesIO(data), "up.csv", workers=1)
+    assert list(opened) == list(open_devices(io.BytesIO(data), "up.csv"))
+    assert not multiprocessing.active_children()
+    rows = iter(open_devices_parallel(io.BytesIO(data), "up.csv", workers=2, block_lines=3))
+    assert next(rows).serial == "PF-000"
+    rows.close()
+    assert not [p for p in multiprocessing.active_children() if p.name == "intake-worker"]
