@@ -232,6 +232,16 @@ def load_profiles(env: Mapping[str, str]) -> ProfilesDocument:
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
 
 
+def _seconds(env: Mapping[str, str], name: str, default: str, maximum: float, shown: str) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= maximum:
+        raise ConfigError(f"{name} must be a number of seconds from 0 to {shown}")
+    return value
+
+
 def duration_seconds(name: str, value: str) -> float:
     """An ISO 8601 duration as Bicep and Service Bus write it (``PT5M``, ``PT1H``, ``P1D``), in seconds."""
     match = _DURATION.fullmatch(value.strip())
@@ -261,18 +271,8 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         deliveries = 0
     if not 1 <= deliveries <= 100:
         raise ConfigError("SERVICEBUS_MAX_DELIVERY_COUNT must be the queue's maxDeliveryCount, a whole number 1-100")
-    try:
-        cleanup = float(env.get("RECONCILE_CLEANUP_SECONDS", "150"))
-    except ValueError:
-        cleanup = -1.0
-    if not 0 <= cleanup <= 1200:
-        raise ConfigError("RECONCILE_CLEANUP_SECONDS must be a number of seconds from 0 to 1200")
-    try:
-        fleet_check = float(env.get("FLEET_CHECK_SECONDS", "1800"))
-    except ValueError:
-        fleet_check = -1.0
-    if not 0 <= fleet_check <= 86400:
-        raise ConfigError("FLEET_CHECK_SECONDS must be a number of seconds from 0 to 86400 (a day)")
+    cleanup = _seconds(env, "RECONCILE_CLEANUP_SECONDS", "150", 1200, "1200")
+    fleet_check = _seconds(env, "FLEET_CHECK_SECONDS", "1800", 86400, "86400 (a day)")
     lock = duration_seconds("SERVICEBUS_LOCK_DURATION", env.get("SERVICEBUS_LOCK_DURATION", "PT5M"))
     if lock < 5:
         raise ConfigError("SERVICEBUS_LOCK_DURATION must be at least 5 seconds (Service Bus allows PT5S to PT5M)")
