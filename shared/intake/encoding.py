@@ -146,10 +146,15 @@ class _AsciiCompatibleLines:
         self._errors = encoding.errors
 
     def readline(self, limit: int = -1) -> str:
-        line = self._buffered.readline(limit)
+        """Up to ``limit`` characters, as ``TextIOWrapper.readline`` counts them: a UTF-8 character is up
+        to 4 bytes, so a line of ``limit`` bytes may hold far fewer characters (a line of 40,000 "é" is
+        80,000 bytes and a valid length; 70,000 of them is too long, and must be cut at the limit for the
+        caller to refuse it, not read as two lines)."""
+        line = self._buffered.readline(limit * 4 if limit > 0 else -1)
         if line.endswith(b"\r\n"):
             line = line[:-2] + b"\n"
-        return line.decode(self._codec, self._errors)
+        text = line.decode(self._codec, self._errors)
+        return text[:limit] if 0 < limit < len(text) else text
 
 
 def open_text(stream: BinaryIO, file: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[TextLines, Encoding]:

@@ -164,3 +164,15 @@ def test_the_size_limit_stops_reading():
     outcomes = list(open_devices(io.BytesIO(data), "big.csv", max_bytes=80_000))
     assert outcomes[-1].code == "file.too_large"
     assert all(isinstance(o, DeviceRow) for o in outcomes[:-1]) and len(outcomes) > 5
+
+
+def test_line_length_counts_characters_not_bytes_so_line_numbers_never_shift():
+    """A UTF-8 line of 2-byte characters: 40,000 of them (80,000 bytes) is one line of a valid length, the
+    rows after it keep their numbers; 70,000 of them is too long and is refused at its own line."""
+    header_and_first = csv_bytes([portal_row("PF-1")])
+    third_row = csv_bytes([portal_row("PF-3")]).split(b"\r\n", 1)[1]
+    within = read(header_and_first + ("PF-2," + "é" * 40_000 + ",,\r\n").encode() + third_row)
+    assert [(o.line, o.serial) for o in within if o.serial in ("PF-1", "PF-3")] == [(2, "PF-1"), (4, "PF-3")]
+    assert len(within) == 3
+    over = read(header_and_first + ("PF-2," + "é" * 70_000 + "\r\n").encode())
+    assert over[1].code == "file.line_too_long" and over[1].line == 3
