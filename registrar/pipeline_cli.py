@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -115,10 +116,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     finally:
         if state_file:
             clear_dev_state(state_file)
-        if graph:
-            graph.stop()
-        if storage:
-            storage.stop()
+        # Both at once: the emulator saves the tenant while Azurite flushes its stores (Ctrl+C within 2 s).
+        stopping = [threading.Thread(target=part.stop) for part in (graph, storage) if part]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
