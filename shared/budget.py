@@ -64,18 +64,21 @@ class WriteBudget:
         # between, and then the entity is read again. One storage call per grant instead of two.
         self._known: tuple[str, str] | None = None  # (grants, etag)
 
-    def try_acquire(self, writes: int = 1) -> float:
-        """Take ``writes`` from the budget: 0.0 when granted, else the seconds until they would fit."""
-        writes = min(writes, self.limit.limit)  # a request bigger than the budget waits for an empty window
+    def try_acquire(self, writes: int = 1, reserve: int = 0) -> float:
+        """Take ``writes`` from the budget: 0.0 when granted, else the seconds until they would fit.
+        ``reserve`` writes must stay free after the grant: background work (clean-up) leaves them to
+        registration and repairs, which then never wait behind it."""
+        reserve = min(reserve, self.limit.limit - 1)
+        writes = min(writes, self.limit.limit - reserve)  # bigger than the budget: waits for an empty window
         for _ in range(20):
             known, self._known = self._known, None
             text, etag = known or self._read()
             now = self._clock()
             grants = [(t, n) for t, n in _parse(text) if t > now - self.hold]
             used = sum(n for _, n in grants)
-            if used + writes > self.limit.limit:
+            if used + writes + reserve > self.limit.limit:
                 self._known = (text, etag)
-                return _wait(grants, used, writes, self.limit.limit, self.hold, now)
+                return _wait(grants, used, writes + reserve, self.limit.limit, self.hold, now)
             if grants and grants[-1][0] > now - self.hold / _SLOTS:
                 # Merge into the last grant, stamped now: it then leaves the window later (never earlier),
                 # and the log stays under ~_SLOTS entries whatever the limit (an entity property holds 32K chars).

@@ -133,7 +133,7 @@ class Settings:
     max_attempts: int = 5  # Graph attempts per device before it is "Registration failed" (retryable)
     # How long each timer run may spend deleting processed import records (after membership): every delete
     # is an Intune write, so at 100 writes / 20 s a run clears at most ~5 x this many records.
-    cleanup_seconds: float = 150.0
+    cleanup_seconds: float = 240.0
     # How often the timer lists every Autopilot record and group member to undo drift, fix tags and track
     # Active/Inactive; in between, runs only settle new devices (shared/fleet.py). 0 = every run.
     fleet_check_seconds: float = 1800.0
@@ -271,7 +271,7 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
         deliveries = 0
     if not 1 <= deliveries <= 100:
         raise ConfigError("SERVICEBUS_MAX_DELIVERY_COUNT must be the queue's maxDeliveryCount, a whole number 1-100")
-    cleanup = _seconds(env, "RECONCILE_CLEANUP_SECONDS", "150", 1200, "1200")
+    cleanup = _seconds(env, "RECONCILE_CLEANUP_SECONDS", "240", 1200, "1200")
     fleet_check = _seconds(env, "FLEET_CHECK_SECONDS", "1800", 86400, "86400 (a day)")
     lock = duration_seconds("SERVICEBUS_LOCK_DURATION", env.get("SERVICEBUS_LOCK_DURATION", "PT5M"))
     if lock < 5:

@@ -66,7 +66,7 @@ class Runtime:
             credential = DefaultAzureCredential()
         tables = table_service(settings)
         budgets = shared_write_budgets(tables, settings)
-        client = graph_client(credential, settings.graph_base_url, [WriteBudgetHandler(budgets)] if budgets else None)
+        client = graph_client(credential, settings.graph_base_url, [WriteBudgetHandler(budgets)])
         return cls(
             settings=settings,
             store=StateStore(tables, settings.table_prefix),

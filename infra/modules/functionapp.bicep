@@ -116,7 +116,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SERVICEBUS_LOCK_DURATION', value: lockDuration }
         { name: 'SERVICEBUS_DUPLICATE_WINDOW', value: duplicateDetectionWindow }
         { name: 'REGISTRATION_MAX_ATTEMPTS', value: '5' }
-        { name: 'RECONCILE_CLEANUP_SECONDS', value: '150' } // half the 5-minute timer: import records cleared at the budget's pace
+        { name: 'RECONCILE_CLEANUP_SECONDS', value: '240' } // until about a minute before the next 5-minute run: import records cleared at the budget's pace, 20 % of it left to registration
         { name: 'FLEET_CHECK_SECONDS', value: '1800' } // full drift check every 30 minutes; new devices settle every run
         { name: 'GRAPH_WRITE_BUDGET', value: graphWriteBudget }
         { name: 'SERVICEBUS_MAX_DELIVERY_COUNT', value: string(maxDeliveryCount) }

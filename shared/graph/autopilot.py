@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -163,39 +164,68 @@ class AutopilotClient:
         return await list_autopilot_devices(self._client)
 
     async def delete_imports(self, identity_ids: list[str], until: float | None = None) -> list[str]:
-        """Delete processed import records, 20 per ``$batch`` HTTP call (each item is a write Graph counts).
-        Returns the ids that are gone (deleted, or 404: already gone); stops when Graph or the shared budget
-        says "later" or ``until`` (a ``time.monotonic()`` deadline) passes: the next run goes on."""
+        """Delete processed import records, 20 per ``$batch`` HTTP call (each item is a write Graph counts),
+        as background work: they leave a fifth of the shared budget to registration and repairs. Returns the
+        ids that are gone (deleted, or 404: already gone). When Graph or the budget says "later", waits and
+        goes on while ``until`` (a ``time.monotonic()`` deadline) allows, so clean-up keeps the budget's pace
+        for the whole time it is given; without ``until`` it stops there (the next run goes on)."""
         from .batch import BATCH_LIMIT, post_batch  # batch imports this module: a late import
 
         gone: list[str] = []
         size = min(BATCH_LIMIT, self._max_batch_writes)
-        for start in range(0, len(identity_ids), size):
+        pending = list(identity_ids)
+        while pending:
             if until is not None and time.monotonic() > until:
                 break
-            chunk = identity_ids[start : start + size]
+            chunk, pending = pending[:size], pending[size:]
             requests = [
                 {
-                    "id": str(index),
+                    "id": str(n),
                     "method": "DELETE",
                     "url": f"/deviceManagement/importedWindowsAutopilotDeviceIdentities/{i}",
                 }
-                for index, i in enumerate(chunk)
+                for n, i in enumerate(chunk)
             ]
             try:
-                answers = await post_batch(self._client, requests)
-            except GraphUnavailable:
+                answers = await post_batch(self._client, requests, background=True)
+            except GraphUnavailable as error:
+                pending = chunk + pending
+                if error.throttled and await _wait_within(error.retry_after, until):
+                    continue
                 break
-            throttled = False
-            for index, identity_id in enumerate(chunk):
-                status = int(answers.get(str(index), {}).get("status") or 0)
+            later: list[str] = []
+            wait = 0.0
+            for n, identity_id in enumerate(chunk):
+                answer = answers.get(str(n), {})
+                status = int(answer.get("status") or 0)
                 if 200 <= status < 300 or status == 404:
                     gone.append(identity_id)
                 elif status == 429 or status >= 500 or status == 0:
-                    throttled = True
-            if throttled:
-                break
+                    later.append(identity_id)
+                    wait = max(wait, _retry_after(answer))
+                # any other refusal stays in the clean-up list for the next run
+            if later:
+                pending = later + pending
+                if not await _wait_within(wait or 5.0, until):
+                    break
         return gone
+
+
+async def _wait_within(seconds: float, until: float | None) -> bool:
+    """Sleep ``seconds`` if that still ends before ``until``; False (no sleep) otherwise or without one."""
+    if until is None or time.monotonic() + seconds > until:
+        return False
+    await asyncio.sleep(seconds)
+    return True
+
+
+def _retry_after(answer: dict[str, Any]) -> float:
+    """A ``$batch`` item's own Retry-After (seconds), 0 when it has none."""
+    headers = {str(k).lower(): v for k, v in (answer.get("headers") or {}).items()}
+    try:
+        return float(headers.get("retry-after", 0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,18 +15,24 @@ from msgraph import GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from .autopilot import classify
+from .budget_middleware import BACKGROUND_HEADER
 
 BATCH_LIMIT = 20
 
 
-async def post_batch(client: GraphServiceClient, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+async def post_batch(
+    client: GraphServiceClient, requests: list[dict[str, Any]], *, background: bool = False
+) -> dict[str, dict[str, Any]]:
     """POST /$batch; the answers by item id (status, headers, body). Items are not retried by the SDK
-    (it cannot retry a throttled item); the whole call is not either, since its writes may be applied."""
+    (it cannot retry a throttled item); the whole call is not either, since its writes may be applied.
+    ``background``: its writes leave part of the shared budget to other work (budget_middleware.py)."""
     if len(requests) > BATCH_LIMIT:
         raise ValueError(f"a $batch holds at most {BATCH_LIMIT} requests")
     adapter = client.request_adapter
     info = RequestInformation(Method.POST, f"{adapter.base_url}/$batch")
     info.headers.try_add("Content-Type", "application/json")
+    if background:
+        info.headers.try_add(BACKGROUND_HEADER, "1")
     info.content = json.dumps({"requests": requests}).encode()
     info.add_request_options([RetryHandlerOption(max_retries=0)])
     try:

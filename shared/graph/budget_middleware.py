@@ -22,6 +22,10 @@ from ..budget import WriteBudget
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 LOCAL_THROTTLE_HEADER = "x-registrar-budget"
+# Set by background work (clean-up) on its requests, removed here before they leave: such writes leave a
+# fifth of each budget free for registration and repairs.
+BACKGROUND_HEADER = "x-registrar-background"
+BACKGROUND_RESERVE = 0.2
 
 
 def family(path: str) -> str:
@@ -58,12 +62,14 @@ class WriteBudgetHandler(BaseMiddleware):
         self._max_wait = max_wait
 
     async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+        background = request.headers.pop(BACKGROUND_HEADER, None) is not None
         for name, count in writes_of(request).items():
             budget = self._budgets.get(name)
             if budget is None:
                 continue
+            reserve = math.ceil(budget.limit.limit * BACKGROUND_RESERVE) if background else 0
             waited = 0.0
-            while wait := await asyncio.to_thread(budget.try_acquire, count):
+            while wait := await asyncio.to_thread(budget.try_acquire, count, reserve):
                 if waited + wait > self._max_wait:
                     return httpx.Response(
                         429,

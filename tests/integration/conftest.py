@@ -64,6 +64,7 @@ def env(azurite, graph):
         "UPLOAD_EVENTS_QUEUE": f"upload-events-{suffix}",  # each test its own upload-event journal
         "AZURE_TENANT_ID": "contoso-test",
         "FLEET_CHECK_SECONDS": "0",  # a full drift check every run (test_fleet.py covers the interval)
+        "RECONCILE_CLEANUP_SECONDS": "5",  # a timer run of a test never waits long for the write budget
     }
 
 
