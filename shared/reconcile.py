@@ -113,7 +113,9 @@ async def delete_processed_imports(store: StateStore, graph: AutopilotClient, se
     ids = store.cleanup_ids(limit)
     if not ids:
         return 0
-    gone = await graph.delete_imports(ids, until=time.monotonic() + seconds)
+    # While devices wait to be imported, clean-up leaves them part of the budget; otherwise it takes it all.
+    waiting = store.registration_waiting()
+    gone = await graph.delete_imports(ids, until=time.monotonic() + seconds, background=waiting)
     store.done_cleanups(gone)
     return len(gone)
 

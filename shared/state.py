@@ -389,6 +389,16 @@ class StateStore:
             record.listed = True
             yield record
 
+    def registration_waiting(self) -> bool:
+        """Is any device Queued or Importing? Stops at the first match (a scan like the re-drive's)."""
+        query = self.devices.query_entities(
+            f"PartitionKey eq '{DEVICES_PARTITION}' and ( state eq @queued or state eq @importing )",
+            parameters={"queued": DeviceState.QUEUED.value, "importing": DeviceState.IMPORTING.value},
+            select=["RowKey"],
+            results_per_page=1,
+        )
+        return next(iter(query), None) is not None
+
     def devices_waiting_since(self, before: str) -> Iterator[DeviceRecord]:
         """Devices still Queued or Importing, untouched since ``before`` (ISO): their message may be lost."""
         yield from self.query_devices(

@@ -163,9 +163,11 @@ class AutopilotClient:
     async def list_devices(self) -> list[AutopilotDevice]:
         return await list_autopilot_devices(self._client)
 
-    async def delete_imports(self, identity_ids: list[str], until: float | None = None) -> list[str]:
+    async def delete_imports(
+        self, identity_ids: list[str], until: float | None = None, *, background: bool = True
+    ) -> list[str]:
         """Delete processed import records, 20 per ``$batch`` HTTP call (each item is a write Graph counts),
-        as background work: they leave a fifth of the shared budget to registration and repairs. Returns the
+        as ``background`` work: they leave a fifth of the shared budget to registration and repairs. Returns the
         ids that are gone (deleted, or 404: already gone). When Graph or the budget says "later", waits and
         goes on while ``until`` (a ``time.monotonic()`` deadline) allows, so clean-up keeps the budget's pace
         for the whole time it is given; without ``until`` it stops there (the next run goes on)."""
@@ -187,7 +189,7 @@ class AutopilotClient:
                 for n, i in enumerate(chunk)
             ]
             try:
-                answers = await post_batch(self._client, requests, background=True)
+                answers = await post_batch(self._client, requests, background=background)
             except GraphUnavailable as error:
                 pending = chunk + pending
                 if error.throttled and await _wait_within(error.retry_after, until):

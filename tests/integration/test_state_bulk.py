@@ -90,3 +90,10 @@ def test_history_is_capped_on_the_entity_and_a_full_save_keeps_the_newest(store)
     assert len(device.events) == history.MAX_EVENTS
     newest = json.loads(device.events[max(device.events)])
     assert newest["text"] == f"step {history.MAX_EVENTS + 19}"
+
+
+def test_registration_waiting_says_whether_any_device_still_needs_its_import(store):
+    serials = _devices(store, 3)
+    assert store.registration_waiting()  # Queued
+    store.update_devices(store.get_devices(serials).values(), lambda d: setattr(d, "state", DeviceState.READY))
+    assert not store.registration_waiting()
