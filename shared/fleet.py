@@ -88,6 +88,7 @@ async def reconcile_fleet(
     last = store.get_meta("fleet").get("lastFullCheck", "") if full_check_every else ""
     if last and now - datetime.fromisoformat(last) < full_check_every:
         summary.full_check = False
+        await _licences(store, licences, profiles, managed, now, summary)
         unsettled = [d for d in managed if d.member_of != _group_of(profiles, d)]
         if unsettled:
             try:
@@ -113,11 +114,7 @@ async def reconcile_fleet(
         if decided:
             changes[device.key] = decided
     managed = _save(store, managed, changes)
-    if licences is not None:  # Ready devices whose user lacks a profile's requiredLicenses say so
-        checked = await check_licences(store, licences, profiles, managed, now)
-        summary.licence_warnings = checked.warnings
-        summary.changed_uploads |= checked.changed_uploads
-        summary.errors += checked.errors
+    await _licences(store, licences, profiles, managed, now, summary)
     try:
         await _membership(store, directory, profiles, managed, summary, list_members=True, skip_lookup=just_registered)
     except (GraphUnavailable, GraphRefused) as error:  # any refusal is recorded and the run goes on
@@ -139,6 +136,23 @@ async def reconcile_fleet(
 
 
 Change = Callable[[DeviceRecord], None]
+
+
+async def _licences(
+    store: StateStore,
+    licences: LicenceReader | None,
+    profiles: ProfilesDocument,
+    managed: list[DeviceRecord],
+    now: datetime,
+    summary: FleetSummary,
+) -> None:
+    """Ready devices whose user lacks a profile's requiredLicenses say so (each device paced by the check)."""
+    if licences is None:
+        return
+    checked = await check_licences(store, licences, profiles, managed, now)
+    summary.licence_warnings = checked.warnings
+    summary.changed_uploads |= checked.changed_uploads
+    summary.errors += checked.errors
 
 
 def _save(store: StateStore, managed: list[DeviceRecord], changes: dict[str, list[Change]]) -> list[DeviceRecord]:

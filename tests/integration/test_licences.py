@@ -101,3 +101,26 @@ async def test_a_refused_licence_read_is_reported_and_the_run_goes_on(host, sett
     graph.ctl.configure(app_roles={})  # granted after all: the next run checks
     await reconcile.main(LocalTimerRequest(), host.runtime)
     assert host.runtime.store.get_device("LC-1").message == "Ready for user, but ann@contoso.com lacks SPE_E3, INTUNE_A"
+
+
+async def test_licences_are_checked_between_full_fleet_checks_too(host, settings, graph):
+    graph.ctl.user(ANN, ["INTUNE_A"])
+    upload(settings, "device-uploads", "standard/f.csv", csv_bytes([portal_row("LC-1", user=ANN)]))
+    await _settle(host)
+    rt = host.runtime
+    rt.store.update_device(
+        "LC-1", lambda d: (setattr(d, "licence_checked", ""), setattr(d, "message", "Ready for user"))
+    )
+    now = datetime.now(UTC)
+    rt.store.put_meta("fleet", {"lastFullCheck": now.isoformat()})  # a full check just ran
+    run = await reconcile_fleet(
+        rt.store,
+        rt.graph,
+        rt.directory,
+        settings.profiles,
+        now=now,
+        licences=rt.licences,
+        full_check_every=timedelta(hours=1),
+    )
+    assert not run.full_check
+    assert rt.store.get_device("LC-1").message == "Ready for user, but ann@contoso.com lacks SPE_E3"
