@@ -178,7 +178,8 @@ def _claim(
         record.next_attempt = ""
         return True
 
-    saved = store.update_devices(store.get_devices(messages).values(), claim) if messages else {}
+    serials = [m.serial for _, m in parsed]
+    saved = store.update_devices(store.get_devices(serials).values(), claim) if serials else {}
     work: list[_Work] = []
     skipped: list[DeviceOutcome] = []
     for delivery, message in parsed:

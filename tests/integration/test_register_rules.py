@@ -246,3 +246,14 @@ async def test_a_device_the_timer_finished_during_its_import_call_is_not_set_bac
     assert device.state == DeviceState.READY, device.message
     assert graph.ctl.state()["importedSerials"] == {"RC-1": 1}
     assert device.import_id and device.import_request_id  # what support asks for is kept all the same
+
+
+async def test_serials_with_characters_a_table_key_refuses_register_like_any_other(host, settings, graph):
+    """Row keys escape / # ? % and friends; the batch read and the bulk saves must find these devices."""
+    serials = ["SN/1 #2", "A%41?x", "O'Brien-7"]
+    upload(settings, "device-uploads", "standard/odd.csv", csv_bytes([portal_row(s) for s in serials]))
+    for _ in range(4):
+        await host.step()
+        graph.ctl.advance(60)
+    assert {s: host.runtime.store.get_device(s).state for s in serials} == dict.fromkeys(serials, DeviceState.READY)
+    assert graph.ctl.state()["importedSerials"] == dict.fromkeys(serials, 1)
