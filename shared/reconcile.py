@@ -15,7 +15,7 @@ from .errors import ALREADY_REGISTERED, describe_import_error
 from .graph.autopilot import AutopilotClient, AutopilotDevice, GraphUnavailable, ImportedRecord
 from .intake.model import serial_key
 from .state import DeviceRecord, StateStore, row_key
-from .states import DeviceState
+from .states import POLLED, DeviceState
 
 log = logging.getLogger("registrar.reconcile")
 
@@ -54,13 +54,13 @@ async def reconcile_imports(
         by_serial.setdefault(serial_key(record.serial), record)
     devices: dict[str, AutopilotDevice] | None = None
     finished: list[ImportedRecord] = []
-    decided: dict[str, Callable[[DeviceRecord], object]] = {}  # row key -> the change to save
+    decided: dict[str, Callable[[DeviceRecord], None]] = {}  # row key -> the change to save
     records = store.get_devices(pending)  # 14 devices per storage call; saved 100 per transaction below
     for serial in pending:
         device = records.get(row_key(serial))
         if device is None:
             continue
-        if device.state not in (DeviceState.PENDING, DeviceState.IMPORTING):
+        if device.state not in POLLED:
             store.unmark_pending(device)  # an index entry left by an interrupted save
             continue
         summary.checked += 1
@@ -89,7 +89,8 @@ async def reconcile_imports(
             summary.failed += 1
         summary.changed_uploads.add(device.upload_id)
         finished.append(record)
-    store.update_devices([records[key] for key in decided], lambda d: decided[d.key](d))
+    # A device that moved on since it was read (an admin's retry, a re-upload) is decided again next run.
+    store.update_devices([records[key] for key in decided], lambda d: d.state in POLLED and decided[d.key](d))
     # Intune expects processed import records to be deleted, whatever the outcome. Each delete is a write
     # against the same budget as imports, so deleting is queued and paced rather than done inline.
     store.add_cleanup(r.id for r in finished)
@@ -120,10 +121,8 @@ async def delete_processed_imports(store: StateStore, graph: AutopilotClient, se
     return len(gone)
 
 
-def _registered(record: ImportedRecord, autopilot: AutopilotDevice | None) -> Callable[[DeviceRecord], object]:
-    def apply(d: DeviceRecord) -> bool:
-        if d.state not in (DeviceState.PENDING, DeviceState.IMPORTING):
-            return False  # moved on since it was read (an admin's retry, a re-upload): decided again next run
+def _registered(record: ImportedRecord, autopilot: AutopilotDevice | None) -> Callable[[DeviceRecord], None]:
+    def apply(d: DeviceRecord) -> None:
         d.import_id = d.import_id or record.id  # found by serial before register saved it
         d.state = DeviceState.READY
         d.error_code = "806" if record.status == "error" else ""
@@ -132,29 +131,25 @@ def _registered(record: ImportedRecord, autopilot: AutopilotDevice | None) -> Ca
             d.autopilot_id, d.aad_device_id = autopilot.id, autopilot.aad_device_id
         elif record.registration_id:
             d.autopilot_id = record.registration_id
-        return True
 
     return apply
 
 
-def _failed(device: DeviceRecord, record: ImportedRecord) -> Callable[[DeviceRecord], object]:
+def _failed(device: DeviceRecord, record: ImportedRecord) -> Callable[[DeviceRecord], None]:
     # The call support can trace is the import that carried the device (kept by register), not the record.
     code, message = describe_import_error(
         record.error_code, record.error_name, device.import_request_id, device.import_requested_at.removesuffix("Z")
     )
 
-    def apply(d: DeviceRecord) -> bool:
-        if d.state not in (DeviceState.PENDING, DeviceState.IMPORTING):
-            return False
+    def apply(d: DeviceRecord) -> None:
         d.import_id = d.import_id or record.id
         d.state = DeviceState.FAILED
         d.error_code, d.message = code, message
-        return True
 
     return apply
 
 
-def _stuck_flag(device: DeviceRecord, now: datetime, stuck_after: timedelta) -> Callable[[DeviceRecord], object] | None:
+def _stuck_flag(device: DeviceRecord, now: datetime, stuck_after: timedelta) -> Callable[[DeviceRecord], None] | None:
     """The change that flags a device pending for too long, or None (not yet, or flagged already)."""
     since = device.pending_since or device.updated
     try:
@@ -165,14 +160,11 @@ def _stuck_flag(device: DeviceRecord, now: datetime, stuck_after: timedelta) -> 
         return None
     minutes = int((now - started).total_seconds() // 60)
 
-    def flag(d: DeviceRecord) -> bool:
-        if d.state not in (DeviceState.PENDING, DeviceState.IMPORTING):
-            return False
+    def flag(d: DeviceRecord) -> None:
         d.error_code = "stuck"
         d.message = (
             f"Registration Pending for {minutes} minutes: the import looks stuck; Intune may be slow, "
             "or the device may belong to another organisation"
         )
-        return True
 
     return flag

@@ -30,7 +30,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 
 from . import history
 from .intake.model import serial_key
-from .states import DeviceState
+from .states import POLLED, DeviceState
 
 DEVICES_PARTITION = "device"
 UPLOADS_PARTITION = "upload"
@@ -41,7 +41,6 @@ BAD_MESSAGE_PARTITION = "badmessage"
 _HASH_PROPERTY = "hashZ"  # the hardware hash, zlib-compressed, base64
 _ROWS_PER_ENTITY_CHARS = 30_000  # a string property holds 32K characters
 LATEST_PARTITION = "latest"
-_POLLED = (DeviceState.PENDING, DeviceState.IMPORTING)
 TRANSACTION_LIMIT = 100  # operations per entity-group transaction (Performing entity group transactions)
 # "No more than 15 discrete comparisons are permitted within a $filter string" (Querying tables and entities,
 # https://learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities): PartitionKey + 14 RowKeys.
@@ -230,7 +229,7 @@ class StateStore:
         except ResourceExistsError:
             return False
         record.etag = meta.get("etag")
-        self._index(record, was_pending=False)
+        self._index([record])
         return True
 
     def create_devices(self, records: list[DeviceRecord]) -> set[str]:
@@ -244,7 +243,7 @@ class StateStore:
             return {r.key for r in records if self.create_device(r)}
         for record, meta in zip(records, results, strict=True):
             record.etag = meta.get("etag")
-            self._index(record, was_pending=False)
+        self._index(records)
         return {r.key for r in records}
 
     def save_device(self, record: DeviceRecord, event: tuple[str, str] | None = None) -> None:
@@ -268,16 +267,29 @@ class StateStore:
             raise ConcurrencyConflict(record.serial) from error
         record.etag = meta.get("etag")
         record.events = history.keep_newest(record.events)
-        self._index(record, was_pending=record.stored_state in _POLLED)
+        self._index([record])
 
-    def _index(self, record: DeviceRecord, was_pending: bool) -> None:
-        """Keep the polling index in step, touching it only when the device enters or leaves it."""
-        now_pending = record.state in _POLLED
-        if now_pending and not was_pending:
+    def _index(self, records: list[DeviceRecord]) -> None:
+        """Keep the polling index in step with saved devices (at most 100, one partition), touching it only
+        for those that entered or left it since they were read: several in one transaction."""
+        entering = [r for r in records if r.state in POLLED and r.stored_state not in POLLED]
+        leaving = [r for r in records if r.stored_state in POLLED and r.state not in POLLED]
+        for record in records:
+            record.stored_state = record.state
+        if len(entering) + len(leaving) > 1:
+            operations: list[Any] = [
+                ("upsert", {"PartitionKey": PENDING_PARTITION, "RowKey": r.key, "serial": r.serial}) for r in entering
+            ]
+            operations += [("delete", {"PartitionKey": PENDING_PARTITION, "RowKey": r.key}) for r in leaving]
+            try:
+                self.devices.submit_transaction(operations)
+                return
+            except (TableTransactionError, ResourceNotFoundError):  # an index entry already gone: one by one
+                pass
+        for record in entering:
             self._mark_pending(record)
-        elif was_pending and not now_pending:
+        for record in leaving:
             self.unmark_pending(record)
-        record.stored_state = record.state
 
     def update_device(
         self, serial: str, change: Callable[[DeviceRecord], object], attempts: int = 5
@@ -347,36 +359,13 @@ class StateStore:
                     if fresh is not None:
                         saved[fresh.key] = fresh
                 continue
-            entering, leaving = [], []
             for (record, event), meta in zip(chunk, results, strict=True):
                 record.etag = meta.get("etag")
                 if event and not record.listed:
                     record.events[event[0]] = event[1]
-                now_polled, was_polled = record.state in _POLLED, record.stored_state in _POLLED
-                if now_polled and not was_polled:
-                    entering.append(record)
-                elif was_polled and not now_polled:
-                    leaving.append(record)
-                record.stored_state = record.state
                 saved[record.key] = record
-            self._index_many(entering, leaving)
+            self._index([record for record, _ in chunk])
         return saved
-
-    def _index_many(self, entering: list[DeviceRecord], leaving: list[DeviceRecord]) -> None:
-        """The polling index for a saved chunk: one transaction (both lists come from one chunk of 100)."""
-        operations: list[Any] = [
-            ("upsert", {"PartitionKey": PENDING_PARTITION, "RowKey": r.key, "serial": r.serial}) for r in entering
-        ]
-        operations += [("delete", {"PartitionKey": PENDING_PARTITION, "RowKey": r.key}) for r in leaving]
-        if not operations:
-            return
-        try:
-            self.devices.submit_transaction(operations)
-        except (TableTransactionError, ResourceNotFoundError):  # an index entry already gone: one by one
-            for record in entering:
-                self._mark_pending(record)
-            for record in leaving:
-                self.unmark_pending(record)
 
     def all_devices(self) -> Iterator[DeviceRecord]:
         yield from self.query_devices(f"PartitionKey eq '{DEVICES_PARTITION}'")

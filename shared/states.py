@@ -29,5 +29,7 @@ DISPLAY = {
 IMPORT_DONE = frozenset(
     {DeviceState.PENDING, DeviceState.READY, DeviceState.ACTIVE, DeviceState.INACTIVE, DeviceState.FAILED}
 )
+# The timer polls Graph for devices in these states (the state store keeps an index of them).
+POLLED = frozenset({DeviceState.PENDING, DeviceState.IMPORTING})
 REGISTERED = frozenset({DeviceState.READY, DeviceState.ACTIVE, DeviceState.INACTIVE})
 FINAL_FOR_DEMO = frozenset({DeviceState.FAILED, *REGISTERED})
