@@ -100,7 +100,12 @@ def _check_text(sample: bytes, encoding: Encoding, file: str) -> None:
 
 
 class _Limited(io.RawIOBase):
-    """The sniffed prefix again, then the rest of the stream, stopping at ``max_bytes``."""
+    """The sniffed prefix again, then the rest of the stream, up to ``max_bytes``.
+
+    Every byte up to the limit is delivered; the read after it raises if the stream holds more. So every
+    line that ends within the limit is read (and keeps its outcome) whoever reads, a line at a time or a
+    block at a time, and the file then ends with one "too large" rejection.
+    """
 
     def __init__(self, prefix: bytes, rest: BinaryIO, max_bytes: int, file: str) -> None:
         self._prefix = memoryview(prefix)
@@ -118,21 +123,27 @@ class _Limited(io.RawIOBase):
             buffer[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        chunk = self._rest.read(min(len(buffer), self._remaining + 1))
-        if not chunk:
+        if self._remaining <= 0:
+            if self._rest.read(1):
+                raise FileRejected(
+                    self._file,
+                    "file.too_large",
+                    f"the file is larger than the {self._max // (1024 * 1024)} MiB limit: split it into smaller files",
+                )
             return 0
-        self._remaining -= len(chunk)
-        if self._remaining < 0:
-            raise FileRejected(
-                self._file,
-                "file.too_large",
-                f"the file is larger than the {self._max // (1024 * 1024)} MiB limit: split it into smaller files",
-            )
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+        want = min(len(buffer), self._remaining)
+        readinto = getattr(self._rest, "readinto", None)
+        if readinto is not None:  # straight into the reader's buffer: a 4 MB block is copied once, not twice
+            count = readinto(memoryview(buffer)[:want]) or 0
+        else:
+            chunk = self._rest.read(want)
+            count = len(chunk)
+            buffer[:count] = chunk
+        self._remaining -= count
+        return count
 
 
-class _AsciiCompatibleLines:
+class AsciiCompatibleLines:
     """Binary line reading plus a decode per line, for UTF-8 and ANSI files with LF or CRLF endings.
 
     ``TextIOWrapper`` with universal newlines costs about 7 us per 4 KB row; splitting bytes on LF and
@@ -142,8 +153,8 @@ class _AsciiCompatibleLines:
 
     def __init__(self, buffered: io.BufferedReader, encoding: Encoding) -> None:
         self._buffered = buffered
-        self._codec = "utf-8" if encoding.codec == "utf-8-sig" else encoding.codec
-        self._errors = encoding.errors
+        self.codec = "utf-8" if encoding.codec == "utf-8-sig" else encoding.codec  # the BOM is already skipped
+        self.errors = encoding.errors
 
     def readline(self, limit: int = -1) -> str:
         """Up to ``limit`` characters, as ``TextIOWrapper.readline`` counts them: a UTF-8 character is up
@@ -153,8 +164,78 @@ class _AsciiCompatibleLines:
         line = self._buffered.readline(limit * 4 if limit > 0 else -1)
         if line.endswith(b"\r\n"):
             line = line[:-2] + b"\n"
-        text = line.decode(self._codec, self._errors)
+        text = line.decode(self.codec, self.errors)
         return text[:limit] if 0 < limit < len(text) else text
+
+    def read_block(self, size: int, line_limit: int) -> RawBlock:
+        """At least ``size`` bytes of whole lines as they are in the file (CRLF kept; :func:`block_text`
+        decodes them), fewer only at the end of the file; the last line may be cut only where it is longer
+        than ``line_limit`` characters (``readline`` cuts it there too).
+
+        Reading stops at the size limit too: then the bytes after the last whole line are dropped, as
+        ``readline`` drops them (a line over ``line_limit`` is kept: ``readline`` returns its first
+        ``line_limit`` characters before it reaches the limit)."""
+        longest = line_limit * 4
+        buffer = bytearray(size + longest)
+        total, lines, damage = 0, 0, None
+        with memoryview(buffer) as view:
+            try:
+                while total < size:
+                    # One read of the stream at most (nothing is lost if the next one raises), in pieces
+                    # still in the CPU's cache when their line ends are counted.
+                    count = self._buffered.readinto1(view[total : min(size, total + _PIECE)])
+                    if not count:
+                        break
+                    lines += _line_ends(buffer, total, total + count)
+                    total += count
+                else:
+                    begun = total - buffer.rfind(b"\n", 0, total) - 1  # a line not read to its end yet
+                    if 0 < begun < longest:  # the rest of it, as far as readline would read it
+                        rest = self._buffered.readline(longest - begun)
+                        view[total : total + len(rest)] = rest
+                        total += len(rest)
+                        lines += rest.endswith(b"\n")
+            except FileRejected as error:
+                damage = error
+                begun = total - buffer.rfind(b"\n", 0, total) - 1
+                if begun < longest:
+                    total -= begun
+        del buffer[total:]
+        return RawBlock(buffer, lines, damage)
+
+
+_PIECE = 256 * 1024
+
+
+def _line_ends(buffer: bytearray, start: int, end: int) -> int:
+    """``buffer.count(b"\\n", start, end)``, faster for device rows: ``count`` looks at every byte (1 ms
+    for 4 MB here), ``find`` jumps with memchr (0.2 ms at 4 KB a line). Many short lines go to ``count``."""
+    found = 0
+    at = buffer.find(b"\n", start, end)
+    while at >= 0:
+        found += 1
+        if found == 256:
+            return found + buffer.count(b"\n", at + 1, end)
+        at = buffer.find(b"\n", at + 1, end)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class RawBlock:
+    """Whole lines of the file as bytes, how many line ends they hold, and what stopped the reading."""
+
+    data: bytearray
+    lines: int
+    damage: FileRejected | None
+
+
+def block_text(data: bytes | bytearray, codec: str, errors: str) -> str:
+    """Lines from :meth:`AsciiCompatibleLines.read_block` decoded as its ``readline`` decodes them, with
+    the same error handling: a CR or LF byte is never part of a character in these codecs, so decoding
+    lines one by one or together gives the same text. Line ends stay as they are (CRLF): the one who
+    reads the lines turns a CRLF into a LF as ``readline`` does (``bytes.replace`` over a 4 MB block costs
+    more than reading its rows)."""
+    return data.decode(codec, errors)
 
 
 def open_text(stream: BinaryIO, file: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[TextLines, Encoding]:
@@ -168,7 +249,7 @@ def open_text(stream: BinaryIO, file: str, *, max_bytes: int = DEFAULT_MAX_BYTES
         if encoding is UTF8_BOM:
             sample = sample[len(codecs.BOM_UTF8) :]
         buffered = io.BufferedReader(_Limited(sample, stream, max_bytes, file), buffer_size=256 * 1024)
-        return _AsciiCompatibleLines(buffered, encoding), encoding
+        return AsciiCompatibleLines(buffered, encoding), encoding
     raw = _Limited(sample, stream, max_bytes, file)
     text = io.TextIOWrapper(
         io.BufferedReader(raw, buffer_size=256 * 1024), encoding=encoding.codec, errors=encoding.errors, newline=None

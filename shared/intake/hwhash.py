@@ -10,11 +10,11 @@ to ``total``, then a checksum record ``"CS" 0x24 0x00`` holding SHA-256 of bytes
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
-import re
 from dataclasses import dataclass, field
+
+from pybase64 import b64decode as _b64decode
 
 MAGIC = b"OA"
 CHECKSUM_HEADER = b"CS\x24\x00"
@@ -29,10 +29,7 @@ RECORD_TPM_EK = 25
 # Characters people and tools wrap around or inside a copied hash; none of them is base64.
 _STRIP_CHARS = " \t\r\n\"'\u00a0\ufeff"
 _STRIP_TABLE = str.maketrans("", "", _STRIP_CHARS)
-_BASE64_BODY = re.compile(r"[A-Za-z0-9+/]*")
-_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _WANTED_RECORDS = frozenset((RECORD_SERIAL, RECORD_MANUFACTURER, RECORD_MODEL, RECORD_OFFLINE_DEVICE_ID, RECORD_TPM_EK))
-_ZERO_TAIL = "A" * (8 * BUFFER_LENGTH)  # zero bytes in base64
 
 
 class HardwareHashError(ValueError):
@@ -62,7 +59,17 @@ class HardwareHash:
 
 def normalize_base64(text: str) -> str:
     """Remove whitespace, quotes and line breaks, and add the ``=`` padding devices sometimes omit."""
-    if any(ch in text for ch in _STRIP_CHARS):  # the common clean hash skips a full-string rewrite
+    # The common clean hash skips a full-string rewrite; each test is a C scan (a generator over
+    # _STRIP_CHARS costs twice as much, a measurable share of a row at 50,000 rows/s).
+    if (
+        not text.isascii()
+        or " " in text
+        or "\t" in text
+        or "\r" in text
+        or "\n" in text
+        or '"' in text
+        or "'" in text
+    ):
         text = text.translate(_STRIP_TABLE)
     remainder = len(text) % 4
     if remainder:
@@ -86,18 +93,12 @@ def _not_base64(detail: str) -> HardwareHashError:
     return HardwareHashError("hash.not_base64", f"the hardware hash is not valid base64 ({detail})")
 
 
-def _b64(text: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise _not_base64("it contains characters outside A-Z a-z 0-9 + / =") from None
-
-
 def decode(text: str) -> HardwareHash:
     """Decode and check a hash; raise :class:`HardwareHashError` naming the first check that fails.
 
-    Only the prefix that holds the records and checksum (about 1,500 of 4,000 characters) is decoded;
-    the rest is the zero tail and only has to be base64 text. That keeps intake above 50,000 rows/s.
+    The whole text is decoded with pybase64 (SIMD, 0.7 us for 4,000 characters; the standard library
+    takes 1.6 us for the 800 that hold the records), so every character is checked as base64 and the
+    padding is checked as Graph's Edm.Binary reader would: at most two ``=``, only at the end.
     """
     canonical = normalize_base64(text)
     if not canonical:
@@ -105,30 +106,16 @@ def decode(text: str) -> HardwareHash:
     if len(canonical) % 4 == 1 or len(canonical) > 8 * BUFFER_LENGTH:
         raise _not_base64("wrong length")
     try:
-        return _decode(canonical)
-    except HardwareHashError as error:
-        if error.code != "hash.not_base64" and not _BASE64_TEXT.fullmatch(canonical):
-            raise _not_base64("it contains characters outside A-Z a-z 0-9 + / =") from None
-        raise
-
-
-def _decode(canonical: str) -> HardwareHash:
-    head = _b64(canonical[:8])
-    if len(head) < 4 or head[:2] != MAGIC:
+        raw = _b64decode(canonical, validate=True)
+    except (binascii.Error, ValueError):
+        raise _not_base64("it contains characters outside A-Z a-z 0-9 + / =") from None
+    if len(raw) < 4 or raw[:2] != MAGIC:
         raise HardwareHashError(
             "hash.bad_magic",
             "this value is not a Windows hardware hash (it may be another column's value or only its end): "
             "export the device again with Get-WindowsAutopilotInfo and copy the whole Hardware Hash",
         )
-    needed = ((head[2] | head[3] << 8) + CHECKSUM_RECORD_LENGTH + 2) // 3 * 4
-    raw = _b64(canonical[:needed])  # only the records and checksum: the rest is the zero tail
-    tail = canonical[needed:]
-    if tail:
-        unpadded = tail.rstrip("=")
-        zero_tail = _ZERO_TAIL.startswith(unpadded)  # memcmp; str.rstrip("A") is 20 times slower
-        if len(tail) - len(unpadded) > 2 or not (zero_tail or _BASE64_BODY.fullmatch(unpadded)):
-            raise _not_base64("it contains characters outside A-Z a-z 0-9 + / =")
-    return _check_structure(raw, canonical, len(canonical) // 4 * 3)
+    return _check_structure(raw, canonical, len(raw))
 
 
 def _check_structure(raw: bytes, canonical: str, size: int) -> HardwareHash:

@@ -6,7 +6,7 @@ Each carries the file name and line so an admin can find the row in their own sp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 DeviceKind = Literal["hash", "tuple"]
 
@@ -16,8 +16,10 @@ def serial_key(serial: str) -> str:
     return serial.strip().casefold()
 
 
-@dataclass(frozen=True, slots=True)
-class RowRef:
+class RowRef(NamedTuple):
+    """Where a row came from. A tuple, not a frozen dataclass: the merge makes one per row, and a frozen
+    __init__ costs twice as much."""
+
     file: str
     line: int
     serial: str

@@ -1,17 +1,20 @@
 """Intake on several processes, with exactly the output of :func:`~shared.intake.open_devices`.
 
-Why: one core reads about 50,000 rows/s, and most of a row's cost is splitting it and checking its 4 KB
-hardware hash, which needs no other row. So worker processes split, validate and check blocks of lines,
-while this process keeps what must see the file in order to give the same answer as the one-process path:
-decoding (the encoding is sniffed once), reading lines (line numbers, the line-length and file-size
-limits), the header, the wrapped-hash rejoin, and whatever the caller does next (the merge). Block k goes
-to worker k % n and each worker holds one block at a time, so results come back in order and memory stays
-flat whatever the file's size.
+Why: one core reads about 60,000 rows/s, and most of a row's cost is splitting it and checking its 4 KB
+hardware hash, which needs no other row. So worker processes decode, split, validate and check blocks of
+lines, while this process keeps what must see the file in order to give the same answer as the
+one-process path: the encoding (sniffed once), the header, line numbers, the wrapped-hash rejoin, and
+whatever the caller does next (the merge). Block k goes to worker k % n and each worker holds one block at
+a time, so results come back in order and memory stays flat whatever the file's size.
 
-Lines travel with their lengths, so a worker reads exactly the lines this process read (a line cut at the
-64 KiB limit stays two lines). A quoted value can run over several lines, so a record can continue past
-the end of its block: a worker cannot tell, so it stops at that record and this process reads it again
-together with the next block.
+For UTF-8 and ANSI files (nearly all uploads) this process does not even decode: it reads about 4 MB of
+whole lines as bytes, counts their line ends, and hands the bytes over; the worker turns them into exactly
+the lines ``readline`` would have returned (:func:`~shared.intake.encoding.block_text`), long-line limit
+included. UTF-16 and CR-only files are read line by line here, as the one-process path reads them, and
+travel as UTF-8.
+
+A quoted value can run over several lines, so a record can continue past the end of its block: a worker
+cannot tell, so it stops at that record and this process reads it again together with the next block.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, BinaryIO
 
-from .encoding import DEFAULT_MAX_BYTES, open_text
+from .encoding import DEFAULT_MAX_BYTES, AsciiCompatibleLines, block_text, open_text
 from .model import DeviceRow, FileRejected, Rejection
 from .reader import OpenedFile, checked, open_devices, rejoin_wrapped
-from .table import Layout, Lines, Record, data_records, read_header
+from .table import MAX_LINE_CHARS, Layout, Lines, Record, data_records, read_header
 
-BLOCK_LINES = 1000  # about 4 MB of text: a block's round trip is noise, and memory stays small
+BLOCK_BYTES = 4 * 1024 * 1024  # about 1,000 rows: a block's round trip is noise, and memory stays small
 # Not fork: the Functions host is multi-threaded, and a forked child inherits locks held by other threads.
 START_METHOD = "forkserver"
 # This process is the serial part (reading, rebuilding rows, the caller's merge): with as many workers as
@@ -45,11 +48,12 @@ _Pair = tuple[DeviceRow | Rejection, bool]
 # A checked block as it travels back: rows, the line of a record that may run past the block's end, and a
 # file-level rejection (code, reason, line). A rejected row travels as (Rejection, is a hash fragment); an
 # accepted row as a tuple of _SHIPPED (pickled dataclasses measured 1.5 times as costly), its hash as an
-# offset into the block's text when it is there verbatim (so 4 KB a row does not travel back).
+# offset into the block's bytes when it is there verbatim (so 4 KB a row does not travel back).
 _Result = tuple[list[tuple[Any, ...]], int | None, tuple[str, str, int] | None]
 _SHIPPED = "line serial kind hardware_hash hash_digest product_key group_tag assigned_user manufacturer model"
 if tuple(f.name for f in fields(DeviceRow)) != ("file", *_SHIPPED.split()):
     raise ImportError("DeviceRow's fields changed: update _ship and _rows in shared/intake/parallel.py")
+_HASH_SEARCH_BYTES = 512 * 1024  # how far past the previous row's hash a row's own hash is looked for
 
 
 def open_devices_parallel(
@@ -58,7 +62,7 @@ def open_devices_parallel(
     *,
     workers: int = 2,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    block_lines: int = BLOCK_LINES,
+    block_bytes: int = BLOCK_BYTES,
 ) -> OpenedFile:
     """:func:`~shared.intake.open_devices` with ``workers`` processes checking the rows; ``workers=1`` is
     ``open_devices`` itself. The processes start at the first row read and stop when the rows end (or the
@@ -67,54 +71,75 @@ def open_devices_parallel(
         return open_devices(stream, file, max_bytes=max_bytes)
     text, encoding = open_text(stream, file, max_bytes=max_bytes)
     lines, layout, first = read_header(text, file)
-    pairs = _outcomes(lines, layout, first, file, workers, block_lines)
+    if isinstance(text, AsciiCompatibleLines):
+        blocks = _raw_blocks(text, lines.count + 1, block_bytes)
+    else:
+        blocks = _text_blocks(lines, block_bytes)
+    pairs = _outcomes(blocks, layout, first, file, workers)
     return OpenedFile(file, encoding, layout, rejoin_wrapped(pairs, layout, file))
 
 
 @dataclass(slots=True)
 class _Block:
-    text: str  # the lines, joined
-    sizes: list[int]  # each line's length
+    """Whole lines of the file, as they travel to a worker."""
+
+    data: bytes | bytearray | memoryview  # the lines: as in the file (``codec``: the file's), or as UTF-8
+    codec: str
+    errors: str
     first_line: int
     final: bool  # nothing follows it: a record still open at its end ends there
     damage: Exception | None = None  # what reading the line after it raised: the file ends with that
 
-    @classmethod
-    def of(cls, lines: list[str], first_line: int, final: bool, damage: Exception | None = None) -> _Block:
-        return cls("".join(lines), list(map(len, lines)), first_line, final, damage)
-
     def tail(self, line: int) -> _Block:
         """The lines from number ``line`` on."""
-        skip = line - self.first_line
-        return _Block(self.text[sum(self.sizes[:skip]) :], self.sizes[skip:], line, self.final, self.damage)
+        at = 0
+        for _ in range(line - self.first_line):
+            at = self.data.index(b"\n", at) + 1
+        return _Block(self.data[at:], self.codec, self.errors, line, self.final, self.damage)
 
     def then(self, block: _Block) -> _Block:
         """These lines followed by ``block``'s."""
-        return _Block(self.text + block.text, self.sizes + block.sizes, self.first_line, block.final, block.damage)
+        return _Block(self.data + block.data, self.codec, self.errors, self.first_line, block.final, block.damage)
 
 
-def _blocks(lines: Lines, size: int) -> Iterator[_Block]:
-    """The lines after the header, ``size`` at a time, read exactly as ``open_devices`` reads them."""
+def _raw_blocks(text: AsciiCompatibleLines, first_line: int, size: int) -> Iterator[_Block]:
+    """The lines after the header, about ``size`` bytes at a time, undecoded."""
+    while True:
+        raw = text.read_block(size, MAX_LINE_CHARS)
+        final = raw.damage is None and len(raw.data) < size
+        yield _Block(raw.data, text.codec, text.errors, first_line, final, raw.damage)
+        if final or raw.damage is not None:
+            return
+        first_line += raw.lines
+
+
+def _text_blocks(lines: Lines, size: int) -> Iterator[_Block]:
+    """The lines after the header, read here exactly as ``open_devices`` reads them, as UTF-8."""
     buffer: list[str] = []
+    length = 0
     first = lines.count + 1
+
+    def block(final: bool, damage: Exception | None = None) -> _Block:
+        return _Block("".join(buffer).encode("utf-8", "surrogatepass"), "utf-8", "surrogatepass", first, final, damage)
+
     try:
         for line in lines:
-            if len(buffer) == size:
-                yield _Block.of(buffer, first, final=False)
-                buffer, first = [], lines.count
+            if length >= size:
+                yield block(final=False)
+                buffer, length, first = [], 0, lines.count
             buffer.append(line)
+            length += len(line)
     except Exception as error:  # a limit or a read error: the rows before it keep their outcomes first
-        yield _Block.of(buffer, first, final=False, damage=error)
+        yield block(final=False, damage=error)
         return
-    yield _Block.of(buffer, first, final=True)
+    yield block(final=True)
 
 
 def _outcomes(
-    lines: Lines, layout: Layout, first: Record | None, file: str, workers: int, block_lines: int
+    blocks: Iterator[_Block], layout: Layout, first: Record | None, file: str, workers: int
 ) -> Iterator[_Pair]:
     if first is not None:
         yield from checked((first,), layout, file)
-    blocks = _blocks(lines, block_lines)
     head = next(blocks)
     if head.final or head.damage is not None:  # the file is one block: not worth starting processes
         results = _checked_here(head, layout, file)
@@ -127,7 +152,7 @@ def _outcomes(
                 block, carry = carry.then(block), None
                 result = _check(block, layout, file)
             rows, unfinished, error = result
-            yield from _rows(rows, block.text, file)
+            yield from _rows(rows, block.data, file)
             if error is not None:
                 raise FileRejected(file, *error)
             if block.damage is not None:
@@ -167,14 +192,14 @@ def _checked_by_workers(
         pool.close()
 
 
-def _rows(rows: list[tuple[Any, ...]], text: str, file: str) -> Iterator[_Pair]:
+def _rows(rows: list[tuple[Any, ...]], data: bytes, file: str) -> Iterator[_Pair]:
     for row in rows:
         if type(row[0]) is Rejection:
             yield row[0], row[1]
             continue
         line, serial, kind, hardware_hash, size, digest, product_key, group_tag, user, manufacturer, model = row
         if size:
-            hardware_hash = text[hardware_hash : hardware_hash + size]
+            hardware_hash = data[hardware_hash : hardware_hash + size].decode("ascii")
         device = DeviceRow(
             file=file,
             line=line,
@@ -214,10 +239,9 @@ class _Workers:
 
     def send(self, k: int, block: _Block) -> None:
         end = self._ends[k % len(self._ends)]
-        payload = block.text.encode("utf-8", "surrogatepass")
         try:
-            end.send((block.first_line, block.final, block.sizes, len(payload)))
-            _write(end.fileno(), memoryview(payload))
+            end.send((block.first_line, block.final, block.codec, block.errors, len(block.data)))
+            _write(end.fileno(), memoryview(block.data))
         except OSError:
             raise RuntimeError("an intake worker process ended unexpectedly") from None
 
@@ -248,22 +272,18 @@ def _serve(end: Connection, layout: Layout, file: str) -> None:
     """A worker: blocks in, results out, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle; it closes the pipe
     os.nice(WORKER_NICENESS)
-    buffer = bytearray()  # reused: a fresh 4 MB for each block costs a page fault per 4 KB
     while True:
         try:
             header = end.recv()
             if header is None:
                 return
-            first_line, final, sizes, size = header
-            if size > len(buffer):
-                buffer = bytearray(size)
-            with memoryview(buffer)[:size] as payload:
-                _read(end.fileno(), payload)
-                text = str(payload, "utf-8", "surrogatepass")
+            first_line, final, codec, errors, size = header
+            data = bytearray(size)
+            _read(end.fileno(), memoryview(data))
         except (EOFError, OSError):  # the parent has gone
             return
         try:
-            answer: _Result | str = _check(_Block(text, sizes, first_line, final), layout, file)
+            answer: _Result | str = _check(_Block(data, codec, errors, first_line, final), layout, file)
         except Exception:
             answer = traceback.format_exc()
         try:
@@ -273,7 +293,7 @@ def _serve(end: Connection, layout: Layout, file: str) -> None:
 
 
 # Blocks travel as raw bytes on the connection's descriptor: Connection.recv_bytes copies a 4 MB message
-# several times (measured 4 us a row in the worker); readv into a reused buffer, then decoding, 1 us.
+# several times (measured 4 us a row in the worker); readv into one buffer, 1 us.
 def _write(fd: int, data: memoryview) -> None:
     while data:
         data = data[os.write(fd, data) :]
@@ -288,40 +308,40 @@ def _read(fd: int, into: memoryview) -> None:
 
 
 class _Replay:
-    """A block's lines again, for :class:`Lines`; ``ended`` once a read found none left."""
+    """A block's text line by line, for :class:`Lines`, as the file's reader returns lines: a CRLF line
+    end read as LF, a line over ``limit`` characters cut there (``Lines`` then refuses it). ``ended``
+    once a read found none left."""
 
-    __slots__ = ("_text", "_sizes", "pos", "ended")
+    __slots__ = ("_text", "pos", "ended")
 
-    def __init__(self, block: _Block) -> None:
-        self._text = block.text
-        self._sizes = iter(block.sizes)
+    def __init__(self, text: str) -> None:
+        self._text = text
         self.pos = 0
         self.ended = False
 
-    def readline(self, limit: int = -1, /) -> str:  # the lines are already within the limit
-        size = next(self._sizes, 0)
-        if not size:
+    def readline(self, limit: int = -1, /) -> str:
+        text, pos = self._text, self.pos
+        end = text.find("\n", pos) + 1 or len(text)
+        if end == pos:
             self.ended = True
             return ""
-        pos = self.pos
-        self.pos = pos + size
-        return self._text[pos : self.pos]
+        self.pos = end
+        line = text[pos : end - 2] + "\n" if text.startswith("\r\n", end - 2) and end - 2 >= pos else text[pos:end]
+        return line[:limit] if 0 < limit < len(line) else line
 
 
 def _check(block: _Block, layout: Layout, file: str) -> _Result:
     """A block's rows checked, as :func:`open_devices` checks them."""
-    source = _Replay(block)
-    text, final = block.text, block.final
+    source = _Replay(block_text(block.data, block.codec, block.errors))
+    final = block.final
     rows: list[tuple[Any, ...]] = []
-    mark = 0  # where the record being checked starts, or the blank lines before it
+    shipped = _Shipper(block.data)
     try:
         recs = data_records(Lines(source, file, block.first_line - 1), layout, file)
         for outcome, fragment in checked(recs, layout, file):
             if source.ended and not final:  # cut short by the block's end: left for the next block
                 return rows, outcome.line, None
-            end = source.pos
-            rows.append((outcome, fragment) if type(outcome) is Rejection else _ship(outcome, text, mark, end))
-            mark = end
+            rows.append((outcome, fragment) if type(outcome) is Rejection else shipped(outcome))
     except FileRejected as error:
         if source.ended and not final:  # found on a record cut short: the whole record may differ
             return rows, error.line, None
@@ -329,24 +349,36 @@ def _check(block: _Block, layout: Layout, file: str) -> _Result:
     return rows, None, None
 
 
-def _ship(row: DeviceRow, text: str, start: int, end: int) -> tuple[Any, ...]:
-    """``row`` as a tuple of _SHIPPED, its hash as (offset, size) when it is in ``text[start:end]``."""
-    hardware_hash: str | int | None = row.hardware_hash
-    size = 0
-    if hardware_hash:
-        at = text.find(hardware_hash[:16], start, end)  # bounded: an unbounded find costs 0.4 us more
-        if at >= 0 and text.startswith(hardware_hash, at):
-            hardware_hash, size = at, len(hardware_hash)
-    return (
-        row.line,
-        row.serial,
-        row.kind,
-        hardware_hash,
-        size,
-        row.hash_digest,
-        row.product_key,
-        row.group_tag,
-        row.assigned_user,
-        row.manufacturer,
-        row.model,
-    )
+class _Shipper:
+    """Rows as tuples of _SHIPPED, each hash as (offset, size) in the block's bytes when it is there
+    verbatim (the usual case), found after the previous one: rows come in file order."""
+
+    __slots__ = ("_data", "_after")
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self._data = data
+        self._after = 0
+
+    def __call__(self, row: DeviceRow) -> tuple[Any, ...]:
+        hardware_hash: str | int | None = row.hardware_hash
+        size = 0
+        if hardware_hash and hardware_hash.isascii():
+            wanted = hardware_hash.encode("ascii")
+            after = self._after
+            at = self._data.find(wanted[:16], after, after + _HASH_SEARCH_BYTES)
+            if at >= 0 and self._data.startswith(wanted, at):
+                hardware_hash, size = at, len(wanted)
+                self._after = at + size
+        return (
+            row.line,
+            row.serial,
+            row.kind,
+            hardware_hash,
+            size,
+            row.hash_digest,
+            row.product_key,
+            row.group_tag,
+            row.assigned_user,
+            row.manufacturer,
+            row.model,
+        )

@@ -14,6 +14,7 @@ from .model import FileRejected
 
 MAX_LINE_CHARS = 64 * 1024  # a real row is about 4 KB; a longer line is damage or an attack
 MAX_FIELDS = 64
+_BLANK = " \t\r\n,;"  # a line of only these is an empty row (Excel writes ",,,," for one)
 
 SERIAL = "serial"
 PRODUCT_KEY = "product_key"
@@ -168,9 +169,11 @@ def _split(line: str, lines: Lines, delimiter: str, file: str, start: int) -> li
     quotes (PowerShell's Export-Csv). Anything else, such as a quoted hash wrapped over several lines, goes
     through the csv module, which pulls further lines from ``lines`` as it needs them.
     """
+    if '"' not in line:  # split first, then trim the line end from the last cell: one copy of the row, not two
+        cells = line.split(delimiter)
+        cells[-1] = cells[-1].rstrip("\r\n")
+        return cells
     body = line.rstrip("\r\n")
-    if '"' not in body:
-        return body.split(delimiter)
     if body.startswith('"') and body.endswith('"') and len(body) > 1:
         cells = body[1:-1].split(f'"{delimiter}"')
         if not any('"' in cell for cell in cells):
@@ -210,7 +213,7 @@ def data_records(lines: Lines, layout: Layout, file: str) -> Iterator[Record]:
     delimiter = layout.delimiter
     for line in lines:
         start = lines.count
-        if not line.strip(" \t\r\n,;"):
+        if line[0] in _BLANK and not line.strip(_BLANK):  # a row's first character decides most lines
             continue
         cells = _split(line, lines, delimiter, file, start)
         if len(cells) > MAX_FIELDS:

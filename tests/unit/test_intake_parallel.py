@@ -10,7 +10,7 @@ import pytest
 from registrar.synthetic import PORTAL_HEADER, build_hash, build_hash_bytes
 from shared.intake import DeviceRow, FileRejected, Rejection, open_devices
 from shared.intake.merge import Merger
-from shared.intake.parallel import open_devices_parallel
+from shared.intake.parallel import BLOCK_BYTES, open_devices_parallel
 
 HEADER = ",".join(PORTAL_HEADER)
 
@@ -56,15 +56,15 @@ def _file(lines: list[str], encoding: str = "utf-8", newline: str = "\r\n") -> b
     return (newline.join(lines) + newline).encode(encoding)
 
 
-def _read(data: bytes, workers: int, block_lines: int = 5, **kwargs) -> tuple[object, object, list]:
-    opened = open_devices_parallel(io.BytesIO(data), "up.csv", workers=workers, block_lines=block_lines, **kwargs)
+def _read(data: bytes, workers: int, block_bytes: int = 5_000, **kwargs) -> tuple[object, object, list]:
+    opened = open_devices_parallel(io.BytesIO(data), "up.csv", workers=workers, block_bytes=block_bytes, **kwargs)
     return opened.encoding, opened.layout, list(opened)
 
 
-def _assert_same(data: bytes, block_lines: int = 5, **kwargs) -> list[DeviceRow | Rejection]:
+def _assert_same(data: bytes, block_bytes: int = 5_000, **kwargs) -> list[DeviceRow | Rejection]:
     single = open_devices(io.BytesIO(data), "up.csv", **kwargs)
     expected = (single.encoding, single.layout, list(single))
-    assert _read(data, 2, block_lines, **kwargs) == expected
+    assert _read(data, 2, block_bytes, **kwargs) == expected
     return expected[2]
 
 
@@ -75,17 +75,18 @@ def _merged(outcomes):
     return merger.result()
 
 
-@pytest.mark.parametrize("block_lines", [1, 3, 8, 1000])
-def test_same_outcomes_order_rejections_and_merge(block_lines):
+# 1 byte: a block per line; 12,000: about 3 rows; 33,000: about 8; the default: the whole file in one block.
+@pytest.mark.parametrize("block_bytes", [1, 12_000, 33_000, BLOCK_BYTES])
+def test_same_outcomes_order_rejections_and_merge(block_bytes):
     data = _file(_mixed_lines())
-    outcomes = _assert_same(data, block_lines)
+    outcomes = _assert_same(data, block_bytes)
     codes = {o.code for o in outcomes if isinstance(o, Rejection)}
     assert codes >= {"serial.invalid", "group_tag.invalid", "user.invalid", "hash.missing", "hash.not_base64"}
     assert codes >= {"hash.truncated", "hash.serial_mismatch", "hash.checksum_mismatch", "hash.wrapped"}
     assert any(o.serial == "PF-Q01" and isinstance(o, DeviceRow) for o in outcomes)  # the quoted, wrapped hash
     merged = _merged(outcomes)
     assert merged.duplicates and any(r.code == "serial.conflict" for r in merged.rejected)
-    parallel = _read(data, 2, block_lines)[2]
+    parallel = _read(data, 2, block_bytes)[2]
     assert [o.message for o in _merged(parallel).rejected] == [o.message for o in merged.rejected]
 
 
@@ -97,9 +98,9 @@ def test_other_encodings(encoding):
 
 
 def test_lone_cr_line_ends_and_a_headerless_partner_file():
-    _assert_same(_file(_mixed_lines(), newline="\r"), block_lines=4)
+    _assert_same(_file(_mixed_lines(), newline="\r"), block_bytes=16_000)
     partner = ["Contoso Devices,Surfboard Laptop 7,SN-1", "Contoso Devices,,SN-2", "Fabrikam,ProBook,SN-3"]
-    assert len(_assert_same(_file(partner), block_lines=1)) == 3
+    assert len(_assert_same(_file(partner), block_bytes=1)) == 3
 
 
 @pytest.mark.parametrize(
@@ -114,23 +115,48 @@ def test_lone_cr_line_ends_and_a_headerless_partner_file():
 def test_damage_mid_file_ends_it_the_same_way(tail, code, at):
     lines = _mixed_lines()
     data = _file(lines[:at] + tail + lines[at:])
-    for block_lines in (2, 7):
-        outcomes = _assert_same(data, block_lines)
+    for block_bytes in (8_000, 30_000):
+        outcomes = _assert_same(data, block_bytes)
         assert outcomes[-1].code == code and outcomes[-1].line == at + 1
 
 
 def test_a_line_of_many_multibyte_characters_is_one_line_in_both_paths():
     lines = _mixed_lines()  # 80,000 bytes but 40,000 characters: one line, within the 64 Ki-character limit
     data = _file(lines[:5] + ["PF-900," + "\u00e9" * 40_000] + lines[5:])
-    for block_lines in (2, 3):
-        outcomes = _assert_same(data, block_lines)
+    for block_bytes in (8_000, 12_000):
+        outcomes = _assert_same(data, block_bytes)
         by_line = {o.line: o.serial for o in outcomes}
         assert (by_line[6], by_line[7]) == ("PF-900", "PF-003")  # one line; the next keeps its number
 
 
-def test_the_size_limit_ends_the_file_the_same_way():
-    outcomes = _assert_same(_file(_mixed_lines()), max_bytes=100_000)
-    assert outcomes[-1].code == "file.too_large"
+@pytest.mark.parametrize("cut", [-1, 0, 1, 2_000])
+def test_the_size_limit_ends_the_file_the_same_way_after_every_row_within_it(cut):
+    data = _file(_mixed_lines())
+    limit = data.index(b"\n", 100_000) + 1 + cut  # just before, at, just after and well after a line's end
+    for block_bytes in (5_000, BLOCK_BYTES):
+        outcomes = _assert_same(data, block_bytes, max_bytes=limit)
+        assert outcomes[-1].code == "file.too_large"
+        last_line_within = data[:limit].count(b"\n")  # lines 1.. end within the limit; the next does not
+        assert max(o.line for o in outcomes[:-1]) == last_line_within
+
+
+def test_a_line_too_long_that_runs_past_the_size_limit_is_refused_as_too_long_in_both_paths():
+    lines = _mixed_lines()
+    data = _file(lines[:10] + ["PF-900," + "A" * 300_000] + lines[10:])
+    start = data.index(b"PF-900,")
+    for limit in (start + 270_000, start + 300_000):  # cut inside the long line, after its first 256 KiB
+        assert _assert_same(data, 8_000, max_bytes=limit)[-1].code == "file.line_too_long"
+    for limit in (start + 1_000, start + 200_000):  # before: the size limit is met first
+        assert _assert_same(data, 8_000, max_bytes=limit)[-1].code == "file.too_large"
+
+
+def test_a_byte_that_is_not_utf8_after_the_sniffed_start_reads_the_same_in_both_paths():
+    lines = _mixed_lines()
+    lines.insert(30, ",".join(["PF-201", "", build_hash("PF-201"), "", "andr\u00e9@contoso.com"]))
+    data = _file(lines[:30]) + _file(lines[30:31], "cp1252") + _file(lines[31:])  # UTF-8 but one ANSI é
+    assert data.index(b"andr\xe9") > 64 * 1024  # past the sniffed prefix: the file reads as UTF-8
+    outcomes = _assert_same(data, 12_000)
+    assert [o.code for o in outcomes if o.serial == "PF-201"] == ["user.invalid"]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +182,7 @@ def test_one_worker_is_the_one_process_path_and_stopping_early_stops_the_workers
     opened = open_devices_parallel(io.BytesIO(data), "up.csv", workers=1)
     assert list(opened) == list(open_devices(io.BytesIO(data), "up.csv"))
     assert not multiprocessing.active_children()
-    rows = iter(open_devices_parallel(io.BytesIO(data), "up.csv", workers=2, block_lines=3))
+    rows = iter(open_devices_parallel(io.BytesIO(data), "up.csv", workers=2, block_bytes=12_000))
     assert next(rows).serial == "PF-000"
     rows.close()
     assert not [p for p in multiprocessing.active_children() if p.name == "intake-worker"]
