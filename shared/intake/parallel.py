@@ -272,14 +272,20 @@ def _serve(end: Connection, layout: Layout, file: str) -> None:
     """A worker: blocks in, results out, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle; it closes the pipe
     os.nice(WORKER_NICENESS)
+    # One buffer for every block, resized in place: a fresh 4 MB each time costs a page fault per 4 KB.
+    data = bytearray()
     while True:
         try:
             header = end.recv()
             if header is None:
                 return
             first_line, final, codec, errors, size = header
-            data = bytearray(size)
-            _read(end.fileno(), memoryview(data))
+            if size > len(data):
+                data.extend(bytes(size - len(data)))
+            else:
+                del data[size:]
+            with memoryview(data) as view:
+                _read(end.fileno(), view)
         except (EOFError, OSError):  # the parent has gone
             return
         try:
