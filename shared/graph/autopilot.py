@@ -246,11 +246,14 @@ DEVICE_FIELDS = "id,serialNumber,groupTag,azureActiveDirectoryDeviceId,enrollmen
 IMPORT_FIELDS = "id,serialNumber,state"
 
 
-async def list_raw(client: GraphServiceClient, path: str, select: str) -> list[dict[str, Any]]:
+async def list_raw(
+    client: GraphServiceClient, path: str, select: str, top: int | None = None
+) -> list[dict[str, Any]]:
     """Every item of a collection as plain JSON with ``$select``, following ``@odata.nextLink`` page by page
     (one call per page, never per item). msgraph-sdk still authenticates, retries reads and throttles."""
     adapter = client.request_adapter
-    url: str | None = f"{adapter.base_url}{path}?" + urlencode({"$select": select})
+    query = {"$select": select, **({"$top": str(top)} if top else {})}
+    url: str | None = f"{adapter.base_url}{path}?" + urlencode(query)
     items: list[dict[str, Any]] = []
     try:
         while url:

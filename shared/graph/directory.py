@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware.options import RetryHandlerOption
@@ -17,11 +16,9 @@ from msgraph import GraphServiceClient
 from msgraph.generated.device_management.windows_autopilot_device_identities.item.update_device_properties.update_device_properties_post_request_body import (  # noqa: E501
     UpdateDevicePropertiesPostRequestBody,
 )
-from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph_core import PageIterator
 
-from .autopilot import GraphRefused, GraphUnavailable, classify
+from .autopilot import GraphRefused, GraphUnavailable, classify, list_raw
 from .batch import BATCH_LIMIT, post_batch
 
 
@@ -133,24 +130,10 @@ class DirectoryClient:
         return GroupInfo(group_id, "DynamicMembership" in (group.group_types or []))
 
     async def members(self, group_id: str) -> list[Member]:
-        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(select=["id", "deviceId"], top=999)
-        try:
-            first = await self._client.groups.by_group_id(group_id).members.get(
-                RequestConfiguration(query_parameters=query)
-            )
-            members: list[Member] = []
-            if first is None:
-                return members
-
-            def collect(item) -> bool:
-                device_id = getattr(item, "device_id", None) or (item.additional_data or {}).get("deviceId", "")
-                members.append(Member(item.id or "", str(device_id or "")))
-                return True
-
-            await PageIterator(first, self._client.request_adapter).iterate(collect)
-            return members
-        except Exception as error:  # noqa: BLE001
-            raise classify(error) from error
+        """Every member of the group, as JSON (the SDK's objects cost 5 ms a member: 500 s of CPU for a
+        100,000-device group), 999 to a page, the most Graph returns."""
+        items = await list_raw(self._client, f"/groups/{group_id}/members", "id,deviceId", top=999)
+        return [Member(str(item.get("id") or ""), str(item.get("deviceId") or "")) for item in items]
 
     async def apply_membership(
         self, changes: list[MembershipChange], rounds: int = 2
