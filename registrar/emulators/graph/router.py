@@ -11,10 +11,10 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from . import schema
@@ -22,6 +22,8 @@ from .faults import FaultInjector
 from .permissions import APP_ONLY_UNSUPPORTED, missing
 from .tenant import USER_DEFAULT_PROPERTIES, GraphError, Tenant
 from .throttle import Throttle, retry_after_header
+
+T = TypeVar("T")
 
 MAX_BATCH = 20
 
@@ -265,7 +267,11 @@ class GraphRouter:
         return None, {}
 
     # -- OData helpers ----------------------------------------------------------------------------------------
-    def _page(self, request: GraphRequest, items: list[dict[str, Any]], context: str) -> GraphResponse:
+    def _page(
+        self, request: GraphRequest, items: Sequence[T], context: str, render: Callable[[T], dict[str, Any]]
+    ) -> GraphResponse:
+        """One page of ``items``; only that page is rendered (listing 100,000 devices page by page would
+        otherwise render every device for every page)."""
         size = self.tenant.config.page_size
         if "$top" in request.query:
             try:
@@ -279,7 +285,7 @@ class GraphRouter:
                 offset = int(base64.urlsafe_b64decode(token.encode()).decode())
             except ValueError:
                 raise GraphError(400, "BadRequest", "Invalid $skiptoken.") from None
-        page = items[offset : offset + size]
+        page = [render(item) for item in items[offset : offset + size]]
         select = [s.strip() for s in request.query.get("$select", "").split(",") if s.strip()]
         if select:
             page = [{k: v for k, v in item.items() if k in select or k in ("id", "@odata.type")} for item in page]
@@ -315,8 +321,10 @@ class GraphRouter:
 
     def _list_imports(self, request: GraphRequest, _: dict[str, str]) -> GraphResponse:
         self._select(request, "importedWindowsAutopilotDeviceIdentity")  # a name the type lacks: 400
-        items = [r.as_graph() for r in self.tenant.imports.values()]
-        return self._page(request, items, "deviceManagement/importedWindowsAutopilotDeviceIdentities")
+        items = list(self.tenant.imports.values())
+        return self._page(
+            request, items, "deviceManagement/importedWindowsAutopilotDeviceIdentities", lambda r: r.as_graph()
+        )
 
     def _get_import(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
         return GraphResponse(200, self.tenant.get_import(params["id"]).as_graph())
@@ -345,7 +353,7 @@ class GraphRouter:
             devices = [d for d in devices if needle in d.serial.casefold()]
         beta = request.version == "beta"
         return self._page(
-            request, [d.as_graph(beta) for d in devices], "deviceManagement/windowsAutopilotDeviceIdentities"
+            request, devices, "deviceManagement/windowsAutopilotDeviceIdentities", lambda d: d.as_graph(beta)
         )
 
     def _get_device(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
@@ -387,7 +395,7 @@ class GraphRouter:
             if not match:
                 raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported query: '{expression}'.")
             entries = [e for e in entries if e.device_id.lower() == match.group(1).lower()]
-        return self._page(request, [e.as_graph() for e in entries], "devices")
+        return self._page(request, entries, "devices", lambda e: e.as_graph())
 
     def _get_entra(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
         return GraphResponse(200, self.tenant.get_entra(params["id"]).as_graph())
@@ -402,7 +410,7 @@ class GraphRouter:
 
     def _list_members(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
         group = self.tenant.get_group(params["id"])
-        return self._page(request, [e.as_graph() for e in self.tenant.members(group)], "directoryObjects")
+        return self._page(request, list(self.tenant.members(group)), "directoryObjects", lambda e: e.as_graph())
 
     _REF = re.compile(r".*/(?:directoryObjects|devices)/([^/]+)/?$", re.IGNORECASE)
 
