@@ -55,6 +55,8 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
     imports.deleted_imports = await delete_processed_imports(rt.store, rt.graph, settings.cleanup_seconds)
     changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set()) | changed_elsewhere
     if changed or imports.registered or imports.failed:
-        refresh_reports(rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners))
+        refresh_reports(
+            rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners), exports=fleet.full_check
+        )
         rt.store.put_meta("reports", {"refreshedAt": started})
     return ReconcileRun(imports, fleet, redrive, sweep)

@@ -175,13 +175,3 @@ def device_cells(d: Any, now: Any = None) -> list[str]:
         d.updated,
     )
     return [neutralise(v) for v in values]
-
-
-def render_devices_csv(devices: Iterable[Any]) -> bytes:
-    """The tenant-wide (or one partner's) device list: one row per device, its state and message."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(DEVICE_COLUMNS)
-    for d in devices:
-        writer.writerow(device_cells(d))
-    return buffer.getvalue().encode("utf-8-sig")
