@@ -97,10 +97,19 @@ def _validate(values: dict[str, str], serial: str, layout: Layout, file: str, li
                 f"{name}.invalid", name, f"the {DISPLAY_NAMES[name].lower()} {shown(value)} is not readable text"
             )
     raw_hash = values.get(HASH, "")
-    common = dict(file=file, line=line, serial=serial, product_key=product_key, group_tag=group_tag, assigned_user=user)
     if not raw_hash:
         if manufacturer and model:
-            return DeviceRow(kind="tuple", manufacturer=manufacturer, model=model, **common)
+            return DeviceRow(
+                file=file,
+                line=line,
+                serial=serial,
+                kind="tuple",
+                product_key=product_key,
+                group_tag=group_tag,
+                assigned_user=user,
+                manufacturer=manufacturer,
+                model=model,
+            )
         if HASH in layout.columns:
             raise _RowError("hash.missing", HASH, "the hardware hash is empty (and there is no manufacturer and model)")
         raise _RowError(
@@ -123,11 +132,16 @@ def _validate(values: dict[str, str], serial: str, layout: Layout, file: str, li
             f"the hash belongs to serial {shown(decoded.serial)}, not {shown(serial)}: this row pairs one device's "
             "serial with another device's hash; take both from the same export",
         )
-    return DeviceRow(
+    return DeviceRow(  # keywords, not **common: a dict per row is a measurable share of intake
+        file=file,
+        line=line,
+        serial=serial,
         kind="hash",
         hardware_hash=decoded.canonical,
         hash_digest=decoded.digest,
+        product_key=product_key,
+        group_tag=group_tag,
+        assigned_user=user,
         manufacturer=decoded.manufacturer,
         model=decoded.model,
-        **common,
     )
