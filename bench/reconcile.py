@@ -80,6 +80,11 @@ async def run(devices: int, drift: float) -> dict:
         started = time.monotonic()
         while True:  # first runs: find the Entra objects and fill the profile group
             result = await reconcile.main(LocalTimerRequest(), rt)
+            print(
+                f"settling: {result.fleet.members_added} added to the group, {time.monotonic() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             if not result.fleet.members_added:
                 break
         settle_seconds = time.monotonic() - started
