@@ -56,7 +56,12 @@ async def main(timer: func.TimerRequest, rt: Runtime | None = None) -> Reconcile
     changed = fleet.changed_uploads | imports.changed_uploads | (redrive.changed_uploads or set()) | changed_elsewhere
     if changed or imports.registered or imports.failed:
         refresh_reports(
-            rt.store, rt.write_report, changed, sorted(rt.settings.profiles.partners), exports=fleet.full_check
+            rt.store,
+            rt.write_report,
+            changed,
+            sorted(rt.settings.profiles.partners),
+            exports=fleet.full_check,
+            devices_known=fleet.devices,
         )
         rt.store.put_meta("reports", {"refreshedAt": started})
     return ReconcileRun(imports, fleet, redrive, sweep)

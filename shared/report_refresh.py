@@ -19,26 +19,33 @@ from typing import BinaryIO
 from .config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, REPORTS_PREFIX
 from .intake.model import serial_key
 from .reports import DEVICE_COLUMNS, device_cells, write_upload_reports
-from .state import DeviceRecord, RowOutcome, StateStore, UploadRecord
+from .state import KEYS_PER_QUERY, DeviceRecord, RowOutcome, StateStore, UploadRecord
 from .states import DISPLAY, DeviceState
 
 ReportWriter = Callable[[str, str, bytes | BinaryIO, str], None]
 
-# Up to this many rows in the changed uploads, their devices are read by serial (14 to a call);
-# above it, one listing of every device (1,000 to a call) costs less.
-LOOKUP_ROWS = 5_000
+# A listing returns up to 1,000 devices a call (Azure Tables' page); a lookup by serial 14 (KEYS_PER_QUERY).
+LISTED_PER_CALL = 1_000
 _SPOOL_BYTES = 4 * 1024 * 1024
 
 
 def refresh_reports(
-    store: StateStore, write: ReportWriter, changed_uploads: set[str], partners: list[str], *, exports: bool = True
+    store: StateStore,
+    write: ReportWriter,
+    changed_uploads: set[str],
+    partners: list[str],
+    *,
+    exports: bool = True,
+    devices_known: int = 0,
 ) -> int:
     """Rewrite the reports of ``changed_uploads`` and, with ``exports``, the device lists. Returns how many
-    upload reports were written."""
+    upload reports were written. The changed uploads' devices are read by serial when that takes fewer
+    calls than listing the ``devices_known`` (about how many devices there are)."""
     uploads = [u for u in (store.get_upload(i) for i in sorted(changed_uploads)) if u is not None]
     rows = {u.upload_id: store.rows_of(u.upload_id) for u in uploads}
+    lookups = sum(len(r) for r in rows.values()) / KEYS_PER_QUERY
     devices: list[DeviceRecord] | None = None
-    if exports or sum(len(r) for r in rows.values()) > LOOKUP_ROWS:
+    if exports or lookups > max(1, devices_known / LISTED_PER_CALL):
         devices = sorted(store.all_devices(), key=lambda d: (d.partner, d.profile, d.serial))
         states = _states(devices)
     else:

@@ -43,11 +43,15 @@ async def test_upload_reports_follow_each_change_and_the_exports_wait_for_the_fu
     store, write = host.runtime.store, host.runtime.write_report
     export, export_etag = _read(settings, EXPORT)
     assert "PF-1,standard,,Ready for user" in export
-    if read_all:  # past the threshold the devices are listed instead of read by serial: same report
-        monkeypatch.setattr(report_refresh, "LOOKUP_ROWS", 1)
+    # Few rows among many devices: read by serial. Lookups dearer than a listing: listed. The same report.
+    if read_all:
+        monkeypatch.setattr(report_refresh, "KEYS_PER_QUERY", 1)  # 2 lookups against a 1-call listing
+    lookups = []
+    monkeypatch.setattr(store, "get_devices", lambda serials, get=store.get_devices: lookups.append(1) or get(serials))
     _fail(store, "PF-1")
 
-    assert refresh_reports(store, write, {upload_id}, [], exports=False) == 1
+    assert refresh_reports(store, write, {upload_id}, [], exports=False, devices_known=2) == 1
+    assert bool(lookups) is not read_all
     report, _ = _read(settings, UPLOAD_REPORT)
     assert "Hardware hash not valid" in report and "Ready for user" in report  # PF-1 failed, PF-2 still ready
     assert _read(settings, EXPORT) == (export, export_etag)  # not rewritten between full checks
