@@ -271,6 +271,27 @@ async def test_burst_gets_429_with_retry_after_and_a_patient_client_gets_through
     assert Builder  # imported to show the typed builder is the one in use
 
 
+async def test_entra_charges_each_request_its_documented_resource_units(client, emulator):
+    """throttling-limits, identity and access: GET groups/{id}/members costs 3 units, $select 1 less, $top
+    under 20 1 less, never below 1; other paths 1; a write costs one write. The units are in x-ms-resource-unit."""
+    group = await _group(client, "Autopilot-Units")
+    # 7 units per 600 s: nothing refills while the test runs
+    emulator.ctl.configure(throttle={"enabled": True, "entra_app_requests": 7, "entra_requests_window_seconds": 600})
+    headers = {"Authorization": "Bearer units"}
+    members = f"{emulator.url}/v1.0/groups/{group.id}/members"
+
+    def units(url, **query):
+        response = httpx.get(url, params=query, headers=headers)
+        return response.status_code, response.headers.get("x-ms-resource-unit")
+
+    assert units(members) == (200, "3")
+    assert units(members, **{"$select": "id"}) == (200, "2")
+    assert units(members, **{"$select": "id", "$top": "5"}) == (200, "1")
+    assert units(f"{emulator.url}/v1.0/devices", **{"$select": "id"}) == (200, "1")  # never below 1
+    assert units(members)[0] == 429  # 7 units spent: a 3-unit read no longer fits
+    assert units(f"{emulator.url}/v1.0/groups/{group.id}")[0] == 429  # and no 1-unit read either
+
+
 async def test_injected_faults_are_seeded_and_counted(client, emulator):
     emulator.ctl.configure(faults={"rate_500": 1.0})
     with pytest.raises(ODataError) as failed:

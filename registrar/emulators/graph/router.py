@@ -21,7 +21,7 @@ from . import schema
 from .faults import FaultInjector
 from .permissions import APP_ONLY_UNSUPPORTED, missing
 from .tenant import USER_DEFAULT_PROPERTIES, GraphError, Tenant
-from .throttle import Throttle, retry_after_header
+from .throttle import Throttle, resource_units, retry_after_header
 
 T = TypeVar("T")
 
@@ -225,7 +225,8 @@ class GraphRouter:
                 400, "BadRequest", "Resource not found for the segment 'windowsAutopilotSettings'.", request_id, crid
             )
         family = "intune" if route.name.startswith(("importedIdentities", "autopilot")) else "entra"
-        wait = self.throttle.admit(request.app, route.write, family)
+        units = resource_units(route.name, request.query) if family == "entra" else 1
+        wait = self.throttle.admit(request.app, route.write, family, units)
         if wait is not None:
             if family == "intune" and not self.tenant.config.throttle.intune_retry_after:
                 # Intune's way: no header, and the service's own error JSON inside the message.
@@ -255,6 +256,8 @@ class GraphRouter:
                 # Applied, yet the caller sees a gateway error: it cannot tell the write happened.
                 names = {503: "ServiceUnavailable", 504: "GatewayTimeout"}
                 return self._error(late, names[late], "Injected fault after the write was applied.", request_id, crid)
+        if family == "entra":  # "Regular responses": the resource units the request used
+            response.headers["x-ms-resource-unit"] = str(units)
         response.drop = fault.drop
         return response
 
