@@ -296,7 +296,13 @@ async def _reschedule(
             outcomes.append(_give_up(item, ctx.store, str(error), failures[_key(item)]))
     if not retry:
         return outcomes
-    delay = ctx.policy.delay(max(failures[_key(w)] for w in retry), error.retry_after, ctx.rng)
+    attempt = max(failures[_key(w)] for w in retry)
+    if error.throttled and not error.retry_after:
+        # Throttled with no Retry-After (Intune's usual 429): back off further each time it happens again
+        # (learn.microsoft.com/graph/throttling: "implementing an exponential backoff retry policy"); the
+        # generation counts the device's earlier reschedules.
+        attempt = max(attempt, 1 + max(w.message.generation for w in retry))
+    delay = ctx.policy.delay(attempt, error.retry_after, ctx.rng)
     at = datetime.now(UTC) + timedelta(seconds=delay)
     ctx.sender.send([w.message.next_attempt(w.message.generation + 1) for w in retry], enqueue_at=at)
     when = at.strftime("%H:%M:%S UTC")

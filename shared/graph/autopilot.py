@@ -176,6 +176,7 @@ class AutopilotClient:
         gone: list[str] = []
         size = min(BATCH_LIMIT, self._max_batch_writes)
         pending = list(identity_ids)
+        backoff = FIRST_BACKOFF / 2  # doubled before each use: the first header-less 429 waits FIRST_BACKOFF
         while pending:
             if until is not None and time.monotonic() > until:
                 break
@@ -192,7 +193,8 @@ class AutopilotClient:
                 answers = await post_batch(self._client, requests, background=background)
             except GraphUnavailable as error:
                 pending = chunk + pending
-                if error.throttled and await _wait_within(error.retry_after, until):
+                backoff = min(backoff * 2, MAX_BACKOFF) if error.throttled and not error.retry_after else backoff
+                if error.throttled and await _wait_within(error.retry_after or backoff, until):
                     continue
                 break
             later: list[str] = []
@@ -208,9 +210,18 @@ class AutopilotClient:
                 # any other refusal stays in the clean-up list for the next run
             if later:
                 pending = later + pending
-                if not await _wait_within(wait or 5.0, until):
+                if not wait:  # throttled without a Retry-After: wait longer each time (exponential backoff)
+                    backoff = wait = min(backoff * 2, MAX_BACKOFF)
+                if not await _wait_within(wait, until):
                     break
+            else:
+                backoff = FIRST_BACKOFF / 2
         return gone
+
+
+# Clean-up's wait after a 429 without Retry-After (Intune's usual), doubled each time it happens again in a row.
+FIRST_BACKOFF = 5.0
+MAX_BACKOFF = 60.0
 
 
 async def _wait_within(seconds: float, until: float | None) -> bool:

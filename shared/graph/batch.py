@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 from kiota_abstractions.method import Method
+from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
-from kiota_http.middleware.options import RetryHandlerOption
+from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 from msgraph import GraphServiceClient
+from msgraph.generated.models.o_data_errors.main_error import MainError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from .autopilot import classify
@@ -34,9 +37,30 @@ async def post_batch(
     if background:
         info.headers.try_add(BACKGROUND_HEADER, "1")
     info.content = json.dumps({"requests": requests}).encode()
-    info.add_request_options([RetryHandlerOption(max_retries=0)])
+    # The raw answer, whatever its status: a batch holding a throttled item answers 424 as a whole with the
+    # items' answers in its body (learn.microsoft.com/graph/throttling, "Throttling and batching"), and the
+    # items already applied must not be taken for failures.
+    info.add_request_options([RetryHandlerOption(max_retries=0), ResponseHandlerOption(NativeResponseHandler())])
     try:
-        raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
+        response: httpx.Response = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
     except Exception as error:  # noqa: BLE001
         raise classify(error) from error
-    return {str(r.get("id")): r for r in json.loads(raw or b"{}").get("responses", [])}
+    if response.status_code not in (200, 424):
+        raise classify(_batch_error(response))
+    try:
+        answers = response.json().get("responses", [])
+    except ValueError:
+        raise classify(_batch_error(response)) from None
+    return {str(r.get("id")): r for r in answers}
+
+
+def _batch_error(response: httpx.Response) -> ODataError:
+    """The batch's own failure (malformed, throttled or failed as a whole), as the SDK would raise it."""
+    try:
+        detail = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        detail = {}
+    error = ODataError(error=MainError(code=str(detail.get("code") or ""), message=str(detail.get("message") or "")))
+    error.response_status_code = response.status_code or 0
+    error.response_headers = dict(response.headers)
+    return error

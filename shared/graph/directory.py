@@ -21,6 +21,10 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from .autopilot import GraphRefused, GraphUnavailable, classify, list_raw
 from .batch import BATCH_LIMIT, post_batch
 
+# The longest Retry-After a run waits out before sending throttled membership changes again; a longer one
+# leaves them to the next run (sending before Retry-After would only be throttled again, and charged).
+MAX_ROUND_WAIT = 5.0
+
 
 def beta_root(base_url: str) -> str:
     """The beta root beside the configured v1.0 root (same host: Graph, a national cloud, the emulator)."""
@@ -118,8 +122,8 @@ class DirectoryClient:
                 value = body.get("value") or []
                 if answer.get("status") == 200 and value and value[0].get("id"):
                     found[device_id] = str(value[0]["id"])
-            if throttled == len(chunk):  # Entra's budget is spent: the rest waits for the next run
-                break
+            if throttled:  # Entra's budget is spent, and throttled tries count against it: the rest waits
+                break  # for the next run
         return found
 
     async def group(self, group_id: str) -> GroupInfo:
@@ -156,9 +160,9 @@ class DirectoryClient:
         for attempt in range(rounds):
             waits = await self._membership_round(pending, results)
             pending = [c for c in pending if results[c].status == 429]
-            if not pending or attempt == rounds - 1:
-                break
-            await asyncio.sleep(min(max(waits, 1.0), 5.0))  # longer waits: the next run continues
+            if not pending or attempt == rounds - 1 or waits > MAX_ROUND_WAIT:
+                break  # a longer Retry-After is honoured by leaving the rest to the next run, not cut short
+            await asyncio.sleep(max(waits, 1.0))
         return results
 
     async def _bind_members(self, adds: list[MembershipChange]) -> dict[MembershipChange, ItemResult]:

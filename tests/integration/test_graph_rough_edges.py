@@ -6,6 +6,7 @@ next run, and removing a non-member (404 or 400) counts as done."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -74,6 +75,15 @@ async def test_an_intune_429_without_retry_after_is_waited_out_with_backoff(host
     assert device.message.startswith("Graph asked us to wait")
     wait = (datetime.fromisoformat(device.next_attempt) - before).total_seconds()
     assert 1 <= wait <= 15 * 60  # its own backoff: neither at once nor forever
+    waits = [wait]
+    for _ in range(2):  # throttled again and again without Retry-After: each wait longer (exponential)
+        before = datetime.now(UTC)
+        store = host.runtime.store
+        await register.main([as_trigger_message(store.get_device("NR-1"), settings.tenant_id)], host.runtime)
+        device = store.get_device("NR-1")
+        assert device.state == DeviceState.QUEUED and device.attempts == 0
+        waits.append((datetime.fromisoformat(device.next_attempt) - before).total_seconds())
+    assert waits[2] > 2 * waits[0], waits
     assert graph.ctl.state()["importedSerials"] == {"NR-0": 1}
 
 
@@ -137,3 +147,20 @@ async def test_removing_a_device_that_is_no_longer_a_member_counts_as_done(host,
     change = MembershipChange(KIOSK_GROUP, object_id, add=False)  # it was never in the kiosk group
     (result,) = (await host.runtime.directory.apply_membership([change])).values()
     assert result.status == status and result.done
+
+
+async def test_membership_changes_throttled_for_longer_than_a_run_waits_are_left_to_the_next_run(host, settings, graph):
+    """Graph's Retry-After is honoured, not cut short: sending again sooner is throttled again (and charged:
+    "all requests accrue against your usage limits", learn.microsoft.com/graph/throttling)."""
+    await _registered(host, settings, ["LT-1", "LT-2", "LT-3"])
+    graph.ctl.advance(60)
+    await _run(host)  # each device in its profile's group
+    members = [e["id"] for e in graph.ctl.state()["entra"]]
+    graph.ctl.configure(throttle={"enabled": True, "entra_app_writes": 1, "entra_window_seconds": 150})
+    batches = graph.ctl.counters()["http"].get("POST /$batch", 0)
+    started = time.monotonic()
+    changes = [MembershipChange(STANDARD_GROUP, object_id, add=False) for object_id in members]
+    results = await host.runtime.directory.apply_membership(changes)
+    assert sorted(r.status for r in results.values()) == [204, 429, 429]
+    assert graph.ctl.counters()["http"]["POST /$batch"] == batches + 1  # no second round inside Retry-After
+    assert time.monotonic() - started < 5

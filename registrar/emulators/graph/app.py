@@ -111,17 +111,23 @@ class GraphEmulatorApp:
         for item in requests:
             item_id = str(item.get("id"))
             depends = item.get("dependsOn") or []
-            if any(statuses.get(str(d), 200) >= 400 for d in depends):
+            if any(statuses.get(str(d).lower(), 200) >= 400 for d in depends):
                 response = GraphResponse(424, error_body("FailedDependency", "A dependency failed.", item_id, None))
             else:
                 response = self.router.handle(self._sub_request(outer, item), in_batch=True)
-            statuses[item_id] = response.status
+            statuses[item_id.lower()] = response.status
             entry: dict[str, Any] = {"id": item_id, "status": response.status, "headers": response.headers}
             if response.body is not None:
                 entry["headers"] = {**response.headers, "Content-Type": "application/json"}
                 entry["body"] = response.body
             responses.append(entry)
-        return GraphResponse(200, {"responses": responses})
+        # "If any requests in a batch are throttled ... The batch itself fails with a status code of 424
+        # (Failed Dependency)" (learn.microsoft.com/graph/throttling, "Throttling and batching"); json-batching
+        # says a parseable batch answers 200. Both documented: 424 unless configured otherwise, the answers
+        # in the body either way.
+        throttled = any(status == 429 for status in statuses.values())
+        status = 424 if throttled and self.tenant.config.throttle.batch_424_when_throttled else 200
+        return GraphResponse(status, {"responses": responses})
 
     @staticmethod
     def _sub_request(outer: GraphRequest, item: dict[str, Any]) -> GraphRequest:
@@ -161,16 +167,22 @@ def _batch_problem(requests: list[Any]) -> str | None:
         item_id = item.get("id")
         if not isinstance(item_id, str) or not item_id:
             return f"Invalid batch payload format: request {index} has no id."
-        if item_id in seen:
+        if item_id.lower() in seen:  # "Not case-sensitive. Must be unique in the batch"
             return f"Batch request ids must be unique: '{item_id}' appears more than once."
-        seen.add(item_id)
+        seen.add(item_id.lower())
+        headers = item.get("headers")
+        if headers is not None and not isinstance(headers, dict):
+            return f"Invalid batch payload format: the headers of request {item_id} are not an object."
+        if "body" in item and not any(str(name).lower() == "content-type" for name in headers or {}):
+            # "When a body is included with the request, the headers object must contain a value for Content-Type"
+            return f"Invalid batch payload format: request {item_id} has a body but no Content-Type header."
         if not item.get("method") or not isinstance(item.get("url"), str) or not item["url"]:
             return f"Invalid batch payload format: request {item_id} needs a method and a url."
         url = item["url"]
         if "://" in url or any(url.lstrip("/").startswith(f"{v}/") for v in VERSIONS):
             return f"Invalid request URL '{url}': batch request URLs must be relative to the version root."
         depends = item.get("dependsOn", [])
-        if not isinstance(depends, list) or any(str(d) not in seen - {item_id} for d in depends):
+        if not isinstance(depends, list) or any(str(d).lower() not in seen - {item_id.lower()} for d in depends):
             return f"Invalid dependsOn in request {item_id}: it must list ids of earlier requests."
     return None
 

@@ -16,9 +16,10 @@ def _product_grants() -> frozenset[str]:
 class ThrottleConfig:
     """Intune's documented budgets for enrollment resources (``/deviceManagement``), per 20 s window, and
     Entra ID's, kept apart as Graph keeps them (autopilot-graph-facts.md, Throttling; Microsoft Graph
-    "throttling-limits": Entra ID is limited per app and tenant in resource units per 10 s and in writes,
-    3,000 per 2 min 30 s). Entra requests are counted at one resource unit each: a simplification that is
-    stricter than Graph for the cheap reads the product makes."""
+    "throttling-limits": Entra ID is limited per app and tenant in resource units per 10 s, each request
+    charged its documented cost, and in writes, 3,000 per 2 min 30 s). Each is a sliding window
+    (``throttle.py``). Intune's published tables name enrollment resources such as
+    deviceEnrollmentConfiguration, not the Autopilot ones: their limits are the nearest documented ones."""
 
     enabled: bool = True
     window_seconds: float = 20.0
@@ -33,6 +34,9 @@ class ThrottleConfig:
     # Intune's 429s often carry no Retry-After header and "RetryAfter": null inside the error message
     # (autopilot-graph-facts.md, Throttling). False: /deviceManagement 429s come that way.
     intune_retry_after: bool = True
+    # A $batch with a throttled item answers 424 as a whole (learn.microsoft.com/graph/throttling, "Throttling
+    # and batching"), its items in the body; False: 200, as json-batching describes a parseable batch.
+    batch_424_when_throttled: bool = True
 
 
 @dataclass(slots=True)

@@ -1,42 +1,71 @@
-"""Token buckets per app and per tenant: Intune's enrollment budgets for ``/deviceManagement``, and Entra
-ID's separate limits for everything else (devices, groups)."""
+"""Throttling per app and per tenant: Intune's enrollment budgets for ``/deviceManagement``, and Entra ID's
+separate limits for everything else (devices, groups).
+
+Each limit is a sliding window: at most N units in ANY window of its length. Intune documents plain "N
+requests per 20 seconds"; Entra documents a token bucket without its size or refill, and a bucket of N
+refilled at N per window would let 2N through in one window. The sliding window is the strict reading.
+A refused request is charged too: "all requests accrue against your usage limits" and "Microsoft Graph
+continues to log resource usage while a client is being throttled" (learn.microsoft.com/graph/throttling),
+so a client that retries before Retry-After only pushes its own wait further out.
+"""
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import ThrottleConfig
 
 
 @dataclass(slots=True)
-class _Bucket:
-    capacity: float
-    tokens: float
-    updated: float
+class _Window:
+    """What one limit has charged over its last ``seconds``: (time, units), oldest first."""
 
-    def refill(self, now: float, rate: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * rate)
-        self.updated = now
+    capacity: int
+    seconds: float
+    charges: deque[tuple[float, int]] = field(default_factory=deque)
+    total: int = 0
+
+    def expire(self, now: float) -> None:
+        charges = self.charges
+        while charges and charges[0][0] <= now - self.seconds:
+            self.total -= charges.popleft()[1]
+
+    def wait_for(self, units: int, now: float) -> float:
+        """Seconds until ``units`` more fit in the window (0: now)."""
+        excess = self.total + units - self.capacity
+        if excess <= 0:
+            return 0.0
+        for at, charged in self.charges:  # the oldest charges leave first
+            excess -= charged
+            if excess <= 0:
+                return at + self.seconds - now
+        return self.seconds  # more than the whole window holds: wait for an empty one
+
+    def charge(self, units: int, now: float) -> None:
+        self.charges.append((now, units))
+        self.total += units
 
 
 class Throttle:
     def __init__(self, config: ThrottleConfig, now: Callable[[], float]) -> None:
         self._config = config
         self._now = now
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
         # Every admitted write as (time, app, family): tests check any window's total against a budget.
         self.write_log: list[tuple[float, str, str]] = []
 
     def reset(self) -> None:
-        self._buckets.clear()
+        self._windows.clear()
         self.write_log.clear()
 
     def admit(self, app: str, write: bool, family: str = "intune", units: int = 1) -> float | None:
-        """Take the request's cost from each bucket it counts against; otherwise the seconds to wait.
+        """Charge the request to each limit it counts against; None if it may run, otherwise the seconds
+        to wait (counted after charging this refused request as well).
 
-        ``units``: its Entra resource units (:func:`resource_units`), taken from Entra's request bucket; a
+        ``units``: its Entra resource units (:func:`resource_units`), charged to Entra's request limit; a
         write costs one write whatever its units (throttling-limits, identity and access: "Write Cost" 1)."""
         config = self._config
         if not config.enabled:
@@ -45,36 +74,35 @@ class Throttle:
             return None
         if family == "intune":
             window = config.window_seconds
-            budgets = [
-                (("app-requests", app), config.app_requests, window),
-                (("tenant-requests", ""), config.tenant_requests, window),
+            limits = [
+                (("app-requests", app), config.app_requests, window, 1),
+                (("tenant-requests", ""), config.tenant_requests, window, 1),
             ]
             if write:
-                budgets += [
-                    (("app-writes", app), config.app_writes, window),
-                    (("tenant-writes", ""), config.tenant_writes, window),
+                limits += [
+                    (("app-writes", app), config.app_writes, window, 1),
+                    (("tenant-writes", ""), config.tenant_writes, window, 1),
                 ]
         else:
-            budgets = [(("entra-requests", app), config.entra_app_requests, config.entra_requests_window_seconds)]
+            limits = [(("entra-requests", app), config.entra_app_requests, config.entra_requests_window_seconds, units)]
             if write:
-                budgets.append((("entra-writes", app), config.entra_app_writes, config.entra_window_seconds))
+                limits.append((("entra-writes", app), config.entra_app_writes, config.entra_window_seconds, 1))
         now = self._now()
         wait = 0.0
-        buckets = []
-        for key, capacity, seconds in budgets:
-            bucket = self._buckets.get(key)
-            if bucket is None or bucket.capacity != capacity:
-                bucket = self._buckets[key] = _Bucket(capacity, capacity, now)
-            rate = capacity / seconds
-            bucket.refill(now, rate)
-            cost = min(units, capacity) if key[0] == "entra-requests" else 1
-            if bucket.tokens < cost:
-                wait = max(wait, (cost - bucket.tokens) / rate)
-            buckets.append((bucket, cost))
+        charged: list[tuple[_Window, int]] = []
+        for key, capacity, seconds, cost in limits:
+            limit = self._windows.get(key)
+            if limit is None or limit.capacity != capacity or limit.seconds != seconds:
+                limit = self._windows[key] = _Window(capacity, seconds)
+            limit.expire(now)
+            cost = min(cost, capacity)
+            wait = max(wait, limit.wait_for(cost, now))
+            charged.append((limit, cost))
+        for limit, cost in charged:
+            limit.charge(cost, now)
         if wait > 0:
-            return wait
-        for bucket, cost in buckets:
-            bucket.tokens -= cost
+            # Refused, and charged all the same: the next try fits once this one's charge has aged too.
+            return max(limit.wait_for(cost, now) for limit, cost in charged)
         if write:
             self.write_log.append((now, app, family))
         return None
