@@ -8,7 +8,8 @@ throttle and timing settings as the product, so the product's figures have somet
 - ``windowsautopilotintune``: WindowsAutopilotIntune ``Import-AutopilotCSV``: one POST per row, polls the
   whole imported list until every record is processed, then deletes each record. No group membership.
 
-Both honour 429 with its ``Retry-After`` (the real scripts mostly do not, and would stop instead), and
+Both honour 429 with its ``Retry-After``, or back off exponentially without one (the real scripts mostly
+do not, and would stop instead), and
 poll at the emulator's pace: ``--poll`` seconds where the scripts wait 30 s and 15 s. Figures only.
 """
 
@@ -58,13 +59,17 @@ class _Graph:
         self._run = run
 
     async def call(self, method: str, path: str, route: str, **kwargs: Any) -> httpx.Response:
+        throttled = 0
         while True:
             response = await self._http.request(method, path, **kwargs)
             self._run.calls[route] += 1
             if response.status_code != 429:
                 return response
             self._run.throttled += 1
-            await asyncio.sleep(float(response.headers.get("Retry-After") or 1))
+            throttled += 1
+            # Retry-After when there is one; otherwise the Graph SDKs' retry handler's exponential backoff
+            # (3 s, doubled each time), the kindest thing a script can do with Intune's header-less 429s.
+            await asyncio.sleep(float(response.headers.get("Retry-After") or min(180.0, 3.0 * 2 ** (throttled - 1))))
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -229,9 +229,7 @@ async def test_a_batch_with_a_throttled_item_keeps_every_item_answer(client, emu
     group = await _group(client, "Throttled-Batch")
     entra = [(await _entra(client, d.azure_active_directory_device_id))[0].id for d in devices.values()]
     # two Entra writes in any 150 s: the third item of the batch is throttled
-    emulator.ctl.configure(
-        throttle={"enabled": True, "entra_app_writes": 2, "batch_424_when_throttled": answers_424}
-    )
+    emulator.ctl.configure(throttle={"enabled": True, "entra_app_writes": 2, "batch_424_when_throttled": answers_424})
     raw = _raw_batch(emulator, [_add_item(str(n), group.id, object_id) for n, object_id in enumerate(entra)])
     assert raw.status_code == (424 if answers_424 else 200)
     assert [r["status"] for r in raw.json()["responses"]] == [204, 204, 429]
@@ -282,7 +280,7 @@ async def test_sync_204_then_409_while_running_then_429_within_10_minutes(client
 
 async def test_burst_gets_429_with_retry_after_and_a_patient_client_gets_through(client, emulator):
     # 3 writes in any 6 s: the 4th of a quick burst waits for the 1st to age, about 6 s
-    emulator.ctl.configure(throttle={"enabled": True, "app_writes": 3, "window_seconds": 6})
+    emulator.ctl.configure(throttle={"enabled": True, "app_writes": 3, "window_seconds": 6, "intune_retry_after": True})
     from msgraph.generated.device_management.imported_windows_autopilot_device_identities.imported_windows_autopilot_device_identities_request_builder import (  # noqa: E501
         ImportedWindowsAutopilotDeviceIdentitiesRequestBuilder as Builder,
     )
@@ -323,6 +321,22 @@ async def test_entra_charges_each_request_its_documented_resource_units(client, 
     assert units(f"{emulator.url}/v1.0/devices", **{"$select": "id"}) == (200, "1")  # never below 1
     assert units(members)[0] == 429  # 7 units spent: a 3-unit read no longer fits
     assert units(f"{emulator.url}/v1.0/groups/{group.id}")[0] == 429  # and no 1-unit read either
+
+
+def test_intune_429s_come_without_retry_after_by_default_and_429s_come_below_the_limits_too(emulator):
+    """Intune's 429s as users report them: no header, "RetryAfter": null in the message (the strict default);
+    and a loaded Graph answers 429 "even when the following limits aren't reached" (throttling-limits)."""
+    headers = {"Authorization": "Bearer intune"}
+    imports = f"{emulator.url}/v1.0/deviceManagement/importedWindowsAutopilotDeviceIdentities"
+    emulator.ctl.configure(throttle={"enabled": True, "app_requests": 1, "window_seconds": 600})
+    assert httpx.get(imports, headers=headers).status_code == 200
+    throttled = httpx.get(imports, headers=headers)
+    assert throttled.status_code == 429 and "Retry-After" not in throttled.headers
+    assert '"RetryAfter": null' in throttled.json()["error"]["message"]
+    emulator.ctl.configure(throttle={"enabled": False}, faults={"rate_429": 1.0})
+    loaded = httpx.get(f"{emulator.url}/v1.0/devices", headers=headers)
+    assert loaded.status_code == 429 and int(loaded.headers["Retry-After"]) >= 1
+    assert emulator.ctl.counters()["faults"]["429"] == 1
 
 
 async def test_injected_faults_are_seeded_and_counted(client, emulator):

@@ -28,6 +28,9 @@ async def test_tiny_throttle_budget_registers_every_device_once(settings, graph,
             "app_requests": 6,
             "tenant_requests": 8,
             "window_seconds": 1,
+            # with the header, so retries come within the test's time (header-less 429s back off for
+            # minutes: test_graph_rough_edges.py covers them)
+            "intune_retry_after": True,
         }
     )
     small = LocalHost(settings, batch_size=4, reconcile_interval=0)

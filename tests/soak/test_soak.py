@@ -67,6 +67,7 @@ def test_soak_with_faults_and_restarts(tmp_path):
     # 5% 5xx. Seed 57's sequence faults the 1st and 3rd Graph requests, so even a small N meets faults
     # (the client batches: a 60-device run makes only a few dozen Graph calls).
     config.faults.rate_500, config.faults.rate_503, config.faults.latency_ms, config.faults.seed = 0.03, 0.02, 20, 57
+    config.faults.rate_429 = 0.02  # 429s below every limit, as a loaded Graph answers
     config.throttle.app_writes, config.throttle.tenant_writes, config.throttle.window_seconds = 10, 20, 2
     config.throttle.entra_app_writes, config.throttle.entra_window_seconds = 10, 2
     restarts = {"host": 0, "azurite": 0}

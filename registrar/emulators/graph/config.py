@@ -32,8 +32,9 @@ class ThrottleConfig:
     entra_requests_window_seconds: float = 10.0
     entra_app_requests: int = 3500
     # Intune's 429s often carry no Retry-After header and "RetryAfter": null inside the error message
-    # (autopilot-graph-facts.md, Throttling). False: /deviceManagement 429s come that way.
-    intune_retry_after: bool = True
+    # (autopilot-graph-facts.md, Throttling), although Graph's throttling page promises the header. The
+    # strict reading is the default: /deviceManagement 429s come without it. True: with it.
+    intune_retry_after: bool = False
     # A $batch with a throttled item answers 424 as a whole (learn.microsoft.com/graph/throttling, "Throttling
     # and batching"), its items in the body; False: 200, as json-batching describes a parseable batch.
     batch_424_when_throttled: bool = True
@@ -54,6 +55,9 @@ class FaultConfig:
     rate_5xx_after_write: float = 0.0
     # Sporadic 412 ConditionNotMet on updates (updateDeviceProperties), the update NOT applied.
     rate_412: float = 0.0
+    # 429 below every limit ("It's possible to receive 429 ... even when the following limits aren't
+    # reached": throttling-limits), the request NOT applied; also inside a $batch, item by item.
+    rate_429: float = 0.0
 
 
 @dataclass(slots=True)

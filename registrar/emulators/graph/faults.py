@@ -20,7 +20,7 @@ class FaultInjector:
         self._config = config
         self._rng = random.Random(config.seed)
         self._seed = config.seed
-        self.injected: dict[str, int] = {"500": 0, "503": 0, "504": 0, "drop": 0, "after_write": 0, "412": 0}
+        self.injected: dict[str, int] = {"500": 0, "503": 0, "504": 0, "drop": 0, "after_write": 0, "412": 0, "429": 0}
 
     def reset(self) -> None:
         self._rng = random.Random(self._config.seed)
@@ -50,6 +50,13 @@ class FaultInjector:
             return None
         self.injected["after_write"] += 1
         return 503 if self._rng.random() < 0.5 else 504
+
+    def throttled_anyway(self) -> bool:
+        """A 429 although no limit is reached (a loaded service), the request not applied."""
+        if not self._config.rate_429 or self._rng.random() >= self._config.rate_429:
+            return False
+        self.injected["429"] += 1
+        return True
 
     def precondition_failed(self) -> bool:
         """A sporadic 412 on an update, before it is applied."""

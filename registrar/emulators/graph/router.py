@@ -227,6 +227,10 @@ class GraphRouter:
         family = "intune" if route.name.startswith(("importedIdentities", "autopilot")) else "entra"
         units = resource_units(route.name, request.query) if family == "entra" else 1
         wait = self.throttle.admit(request.app, route.write, family, units)
+        if wait is None and self.faults.throttled_anyway():
+            # "It's possible to receive 429 Too Many Requests responses even when the following limits aren't
+            # reached, in situations when the services are under an important load" (throttling-limits).
+            wait = 2.0
         if wait is not None:
             if family == "intune" and not self.tenant.config.throttle.intune_retry_after:
                 # Intune's way: no header, and the service's own error JSON inside the message.
