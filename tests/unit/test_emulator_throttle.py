@@ -72,3 +72,11 @@ def test_entra_reads_are_charged_their_resource_units():
     assert resource_units("groups.members.list", {"$select": "id", "$top": "999"}) == 2
     assert resource_units("groups.members.list", {"$select": "id", "$top": "5"}) == 1
     assert resource_units("devices.list", {"$select": "id", "$expand": "x"}) == 1
+
+
+def test_entra_writes_of_every_app_share_the_tenant_quota():
+    throttle, _ = _throttle(entra_app_writes=3000, entra_tenant_writes=4)
+    for app in ("a", "b"):
+        for _ in range(2):
+            assert throttle.admit(app, write=True, family="entra") is None
+    assert throttle.admit("c", write=True, family="entra") is not None  # a third app: the tenant's 4 are spent

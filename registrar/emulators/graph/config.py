@@ -29,6 +29,8 @@ class ThrottleConfig:
     tenant_requests: int = 2000
     entra_window_seconds: float = 150.0
     entra_app_writes: int = 3000
+    entra_tenant_window_seconds: float = 300.0
+    entra_tenant_writes: int = 18000  # "tenant | Not Applicable | 18,000 requests per 5 minutes" (every app)
     entra_requests_window_seconds: float = 10.0
     entra_app_requests: int = 3500
     # Intune's 429s often carry no Retry-After header and "RetryAfter": null inside the error message

@@ -86,7 +86,10 @@ class Throttle:
         else:
             limits = [(("entra-requests", app), config.entra_app_requests, config.entra_requests_window_seconds, units)]
             if write:
-                limits.append((("entra-writes", app), config.entra_app_writes, config.entra_window_seconds, 1))
+                limits += [
+                    (("entra-writes", app), config.entra_app_writes, config.entra_window_seconds, 1),
+                    (("entra-tenant-writes", ""), config.entra_tenant_writes, config.entra_tenant_window_seconds, 1),
+                ]
         now = self._now()
         wait = 0.0
         charged: list[tuple[_Window, int]] = []
