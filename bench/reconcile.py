@@ -60,7 +60,7 @@ async def run(devices: int, drift: float) -> dict:
         tenant = graph.app.tenant
         tenant.add_members(group, [tenant.entra_for_serial(s).id for s in serials])
         rt = Runtime.build(
-            settings, sender=LocalServiceBusQueue(queue_service(settings), table_service(settings), "unused")
+            settings, sender=LocalServiceBusQueue(queue_service(settings), table_service(settings), "unused", create=True)
         )
         for container in settings.containers:  # where reconcile writes its reports (Bicep creates them)
             blob_service(settings).create_container(container)

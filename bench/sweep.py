@@ -213,7 +213,7 @@ def run(sizes: list[int], old: int, old_blobs: int) -> dict:
     with Azurite(in_memory=True) as storage:
         settings = load_settings(local_env(storage.connection_string, "http://127.0.0.1:9", DEFAULT_PROFILES))
         calls = Calls(storage.ports)
-        sender = LocalServiceBusQueue(queue_service(settings), table_service(settings), settings.queue_name)
+        sender = LocalServiceBusQueue(queue_service(settings), table_service(settings), settings.queue_name, create=True)
         rt = Runtime.build(settings, sender=sender)
         for container in [*settings.containers, settings.upload_deadletter_container]:
             blob_service(settings).create_container(container)

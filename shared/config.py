@@ -274,13 +274,16 @@ def _registration(env: Mapping[str, str]) -> dict[str, object]:
     cleanup = _seconds(env, "RECONCILE_CLEANUP_SECONDS", "240", 1200, "1200")
     fleet_check = _seconds(env, "FLEET_CHECK_SECONDS", "1800", 86400, "86400 (a day)")
     lock = duration_seconds("SERVICEBUS_LOCK_DURATION", env.get("SERVICEBUS_LOCK_DURATION", "PT5M"))
-    if lock < 5:
-        raise ConfigError("SERVICEBUS_LOCK_DURATION must be at least 5 seconds (Service Bus allows PT5S to PT5M)")
+    if not 5 <= lock <= 300:  # "The maximum value for LockDuration is 5 minutes"
+        raise ConfigError("SERVICEBUS_LOCK_DURATION must be the queue's lock duration: Service Bus allows PT5S to PT5M")
+    window = duration_seconds("SERVICEBUS_DUPLICATE_WINDOW", env.get("SERVICEBUS_DUPLICATE_WINDOW", "PT1H"))
+    if not 20 <= window <= 7 * 86400:  # duplicate-detection: "minimum value of 20 seconds to maximum value of 7 days"
+        raise ConfigError(
+            "SERVICEBUS_DUPLICATE_WINDOW must be the queue's duplicate detection window: Service Bus allows PT20S to P7D"
+        )
     return {
         "lock_duration_seconds": lock,
-        "duplicate_window_seconds": duration_seconds(
-            "SERVICEBUS_DUPLICATE_WINDOW", env.get("SERVICEBUS_DUPLICATE_WINDOW", "PT1H")
-        ),
+        "duplicate_window_seconds": window,
         "max_attempts": attempts,
         "graph_write_budget": budget,
         "max_delivery_count": deliveries,

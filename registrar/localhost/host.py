@@ -31,7 +31,7 @@ from shared.runtime import Runtime
 from shared.storage import blob_service, host_queue_service, queue_service, table_service
 
 from .blob_trigger import EventGridBlobTrigger, UploadEvents, ingest_function_name
-from .servicebus import LocalServiceBusQueue, ServiceBusBatchTrigger
+from .servicebus import LocalServiceBusQueue, ServiceBusBatchTrigger, service_bus_host_settings
 
 log = logging.getLogger("registrar.localhost")
 
@@ -61,7 +61,7 @@ class LocalHost:
         self,
         settings: Settings,
         *,
-        batch_size: int = 50,
+        batch_size: int | None = None,
         max_delivery_count: int | None = None,
         reconcile_interval: float = 5.0,
     ) -> None:
@@ -76,7 +76,8 @@ class LocalHost:
                 self.blobs.create_container(container)
             except ResourceExistsError:
                 pass
-        self.batch_size = batch_size
+        self.service_bus = service_bus_host_settings()
+        self.batch_size = batch_size or self.service_bus.max_message_batch_size
         self.register_trigger = self._register_trigger(self.runtime, self.bus)
         self.reconcile_interval = reconcile_interval
         self.counters = HostCounters()
@@ -113,10 +114,13 @@ class LocalHost:
             lock_duration=self.settings.lock_duration_seconds,
             max_delivery_count=self.max_delivery_count,
             duplicate_window=self.settings.duplicate_window_seconds,
+            create=True,  # the local stand-in for Bicep's queue, as the containers above
         )
 
     def _register_trigger(self, rt: Runtime, bus: LocalServiceBusQueue) -> ServiceBusBatchTrigger:
-        return ServiceBusBatchTrigger(bus, lambda messages: register.main(messages, rt), self.batch_size)
+        return ServiceBusBatchTrigger(
+            bus, lambda messages: register.main(messages, rt), self.batch_size, self.service_bus.auto_complete_messages
+        )
 
     async def drain_queue(self) -> int:
         """One batch through the register function, settled as the extension settles it."""

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -40,10 +41,18 @@ log = logging.getLogger("registrar.localhost.servicebus")
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 _MAX_VISIBILITY = 7 * 24 * 3600  # a storage queue hides a message for at most 7 days
+# Service Bus quotas: "Maximum size of a message ID | 128"; azure-servicebus refuses a longer one on the client.
+MAX_MESSAGE_ID = 128
+HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 
 
 class MessageLockLost(Exception):
     """The lock expired (or the message was delivered again): Service Bus's MessageLockLost."""
+
+
+class MessagingEntityNotFound(Exception):
+    """The queue does not exist: Service Bus's MessagingEntityNotFound ("Entity associated with the
+    operation doesn't exist or it has been deleted"). In Azure, Bicep creates the queue; locally, the host."""
 
 
 @dataclass(slots=True)
@@ -80,7 +89,10 @@ class LocalServiceBusQueue:
         max_delivery_count: int = 5,
         duplicate_window: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        create: bool = False,
     ) -> None:
+        """``create``: make the queue and its dead-letter queue, as Bicep does in Azure (the local host and
+        tests); otherwise the first send or receive on a queue that does not exist fails, as in Azure."""
         self.name = name
         self.lock_duration = lock_duration
         self.max_delivery_count = max_delivery_count
@@ -88,11 +100,13 @@ class LocalServiceBusQueue:
         self._clock = clock
         self._queue = queues.get_queue_client(name)
         self._dead = queues.get_queue_client(name + "-deadletter")  # stands for <queue>/$DeadLetterQueue
-        for client in (self._queue, self._dead):
-            try:
-                client.create_queue()
-            except ResourceExistsError:
-                pass
+        self._exists = create
+        if create:
+            for client in (self._queue, self._dead):
+                try:
+                    client.create_queue()
+                except ResourceExistsError:
+                    pass
         self._ids = tables.create_table_if_not_exists(("sbdedup" + re.sub(r"[^A-Za-z0-9]", "", name))[:63])
         self.counters = QueueCounters()
 
@@ -107,7 +121,12 @@ class LocalServiceBusQueue:
         Service Bus records the MessageId and enqueues in one step. Here they are two writes, ordered so
         that a crash in between can only let a second copy through (register ignores it), never record a
         message that was not enqueued (which would then drop every resend of it for the whole window)."""
+        if len(message_id) > MAX_MESSAGE_ID:  # the SDK's own check, before anything is sent
+            raise ValueError(f"message_id cannot be longer than {MAX_MESSAGE_ID} characters.")
+        self._check_exists()
         if self._seen_within_window(message_id):
+            # Whether a dropped resend extends the window is not documented: the stricter reading, it does.
+            self._ids.upsert_entity({"PartitionKey": "id", "RowKey": message_id, "sentAt": self._clock()})
             self.counters.duplicates_dropped += 1
             log.info("duplicate MessageId dropped", extra={"message_id": message_id})
             return False
@@ -136,7 +155,20 @@ class LocalServiceBusQueue:
         pass  # the clients belong to the host; nothing to release per sender
 
     # -- receiving and settling -------------------------------------------------------------------------------
+    def _check_exists(self) -> None:
+        if self._exists:
+            return
+        try:
+            self._queue.get_queue_properties()
+        except ResourceNotFoundError:
+            raise MessagingEntityNotFound(
+                f"the Service Bus queue '{self.name}' does not exist (REGISTRATION_QUEUE names a queue Bicep"
+                " creates; locally `registrar dev` creates it)"
+            ) from None
+        self._exists = True
+
     def receive(self, max_messages: int) -> list[ReceivedMessage]:
+        self._check_exists()
         lock = max(1, math.ceil(self.lock_duration))
         received: list[ReceivedMessage] = []
         now = self._clock()
@@ -248,13 +280,38 @@ class BatchRun:
     lock_lost: int = 0
 
 
-class ServiceBusBatchTrigger:
-    """The extension's listener for a ``cardinality=many`` function with ``autoCompleteMessages`` on."""
+@dataclass(frozen=True, slots=True)
+class ServiceBusHostSettings:
+    max_message_batch_size: int = 1000  # the extension's defaults (ServiceBusOptions.cs)
+    auto_complete_messages: bool = True
 
-    def __init__(self, queue: LocalServiceBusQueue, function: BatchFunction, max_batch_size: int = 50) -> None:
+
+def service_bus_host_settings(path: Path = HOST_JSON) -> ServiceBusHostSettings:
+    """host.json's ``extensions.serviceBus``, as the Functions host reads it, so the local trigger batches and
+    settles as the deployed one does. A setting the stand-in does not emulate (prefetch) is refused rather
+    than ignored."""
+    options = json.loads(path.read_text()).get("extensions", {}).get("serviceBus", {})
+    if options.get("prefetchCount", 0):
+        raise ValueError("host.json sets serviceBus.prefetchCount: the local host does not emulate prefetch")
+    return ServiceBusHostSettings(
+        int(options.get("maxMessageBatchSize", 1000)), bool(options.get("autoCompleteMessages", True))
+    )
+
+
+class ServiceBusBatchTrigger:
+    """The extension's listener for a ``cardinality=many`` function."""
+
+    def __init__(
+        self, queue: LocalServiceBusQueue, function: BatchFunction, max_batch_size: int = 50, auto_complete: bool = True
+    ) -> None:
+        """``auto_complete``: host.json's ``autoCompleteMessages``. Off, a batch that returns is not settled
+        at all (its locks expire, it comes back, and is dead-lettered at the max delivery count); a batch
+        that raises is abandoned either way ("For failed executions, we abandon the messages regardless of
+        the autoCompleteMessages configuration": the extension's ServiceBusListener)."""
         self.queue = queue
         self.function = function
         self.max_batch_size = max_batch_size
+        self.auto_complete = auto_complete
 
     async def run_once(self) -> BatchRun:
         # Storage calls run in the calling thread (each register instance has its own): executor threads
@@ -270,6 +327,8 @@ class ServiceBusBatchTrigger:
             run.failed = True
             settle = self.queue.abandon
         else:
+            if not self.auto_complete:
+                return run
             settle = self.queue.complete
         for message in received:
             try:

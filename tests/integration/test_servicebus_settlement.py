@@ -4,17 +4,23 @@ one behaviour per test, on a real Azurite queue."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from registrar.localhost.host import LocalHost
 from registrar.localhost.servicebus import (
+    HOST_JSON,
     MAX_DELIVERY_COUNT_EXCEEDED,
     LocalServiceBusQueue,
     MessageLockLost,
+    MessagingEntityNotFound,
     ServiceBusBatchTrigger,
+    ServiceBusHostSettings,
+    service_bus_host_settings,
 )
 from shared.storage import queue_service, table_service
 
@@ -25,7 +31,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 def bus(settings):
     def make(**options) -> LocalServiceBusQueue:
         name = f"sb-{uuid.uuid4().hex[:10]}"
-        return LocalServiceBusQueue(queue_service(settings), table_service(settings), name, **options)
+        return LocalServiceBusQueue(queue_service(settings), table_service(settings), name, create=True, **options)
 
     return make
 
@@ -96,6 +102,13 @@ async def test_duplicate_message_id_within_the_window_is_accepted_and_dropped(bu
     assert queue.send_raw("{}", "same") is True  # outside the window it is a new message
 
 
+async def test_a_message_id_longer_than_service_bus_allows_is_refused_before_sending(bus):
+    queue = bus()
+    with pytest.raises(ValueError, match="128"):  # Service Bus quotas: a message ID is at most 128 characters
+        queue.send_raw("{}", "x" * 129)
+    assert queue.send_raw("{}", "x" * 128) is True and queue.approximate_count() == 1
+
+
 async def test_a_batch_that_runs_past_the_lock_duration_loses_its_locks_and_comes_back(bus):
     queue = bus(lock_duration=1.0)
     send(queue, "a", "b")
@@ -134,3 +147,47 @@ async def test_a_scheduled_message_is_invisible_until_its_enqueue_time(bus):
     await asyncio.sleep(2.5)
     (message,) = queue.receive(1)
     assert message.message_id == "later" and message.delivery_count == 1
+
+
+async def test_a_queue_that_was_never_created_is_refused_as_in_azure(settings):
+    """Bicep creates the queue in Azure; a wrong REGISTRATION_QUEUE there fails with MessagingEntityNotFound
+    rather than creating a queue nobody listens to."""
+    missing = LocalServiceBusQueue(queue_service(settings), table_service(settings), f"sb-{uuid.uuid4().hex[:10]}")
+    with pytest.raises(MessagingEntityNotFound, match="does not exist"):
+        missing.send_raw("{}", "one")
+    with pytest.raises(MessagingEntityNotFound):
+        missing.receive(1)
+
+
+async def test_without_auto_complete_a_batch_that_returns_is_not_settled_and_comes_back(bus):
+    """autoCompleteMessages false: success settles nothing (the extension completes only "if
+    (_autoCompleteMessages && result.Succeeded)"), so the messages return when their locks expire."""
+    queue = bus(lock_duration=1.0)
+    send(queue, "m1", "m2")
+    first = await ServiceBusBatchTrigger(queue, Recorder(), max_batch_size=10, auto_complete=False).run_once()
+    assert first.received == 2 and queue.counters.completed == 0
+    time.sleep(1.3)
+    again = Recorder()
+    await ServiceBusBatchTrigger(queue, again, max_batch_size=10).run_once()
+    assert sorted(again.batches[0]) == [("m1", 2), ("m2", 2)]
+
+
+def test_the_local_host_batches_and_settles_as_host_json_says(settings, tmp_path):
+    with open(HOST_JSON) as fh:
+        options = json.load(fh)["extensions"]["serviceBus"]
+    assert LocalHost(settings).register_trigger.max_batch_size == options["maxMessageBatchSize"]
+    bare = tmp_path / "host.json"
+    bare.write_text(json.dumps({"version": "2.0"}))
+    assert service_bus_host_settings(bare) == ServiceBusHostSettings(1000, True)  # the extension's defaults
+    bare.write_text(json.dumps({"extensions": {"serviceBus": {"prefetchCount": 10}}}))
+    with pytest.raises(ValueError, match="prefetch"):
+        service_bus_host_settings(bare)
+
+
+async def test_a_dropped_duplicate_keeps_its_message_id_in_the_window(bus):
+    queue = bus(duplicate_window=2.0)
+    assert queue.send_raw("{}", "same") is True
+    await asyncio.sleep(1.2)
+    assert queue.send_raw("{}", "same") is False  # dropped, and the window starts again from here
+    await asyncio.sleep(1.2)
+    assert queue.send_raw("{}", "same") is False

@@ -65,6 +65,21 @@ def test_max_delivery_count_comes_from_the_queue_setting():
         load_settings(env(SERVICEBUS_MAX_DELIVERY_COUNT="0"))
 
 
+def test_queue_settings_outside_what_service_bus_allows_are_refused():
+    """Lock duration PT5S-PT5M ("The maximum value for LockDuration is 5 minutes") and duplicate detection
+    window PT20S-P7D (duplicate-detection): the local stand-in must not grant what Azure cannot."""
+    settings = load_settings(env(SERVICEBUS_LOCK_DURATION="PT1M", SERVICEBUS_DUPLICATE_WINDOW="P7D"))
+    assert settings.lock_duration_seconds == 60 and settings.duplicate_window_seconds == 7 * 86400
+    for name, bad in (
+        ("SERVICEBUS_LOCK_DURATION", "PT10M"),
+        ("SERVICEBUS_LOCK_DURATION", "PT1S"),
+        ("SERVICEBUS_DUPLICATE_WINDOW", "PT0S"),
+        ("SERVICEBUS_DUPLICATE_WINDOW", "P30D"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            load_settings(env(**{name: bad}))
+
+
 def test_clean_up_time_per_timer_run_is_a_bounded_setting():
     assert load_settings(env()).cleanup_seconds == 240  # until about a minute before the next 5-minute run
     assert load_settings(env(RECONCILE_CLEANUP_SECONDS="20")).cleanup_seconds == 20
