@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from .config import Settings
 from .messages import RegistrationMessage
@@ -33,9 +33,14 @@ class Delivery:
 class ServiceBusSender:
     """Batched sends (``ServiceBusMessageBatch``): one call per ~256 KB, not one per device."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, sender: Any = None) -> None:
+        """``sender``: an ``azure.servicebus.ServiceBusSender`` already open (tests pass their own)."""
         from azure.servicebus import ServiceBusClient
 
+        self._client: Any = None
+        if sender is not None:
+            self._sender = sender
+            return
         if settings.servicebus_connection:
             self._client = ServiceBusClient.from_connection_string(settings.servicebus_connection)
         else:
@@ -66,4 +71,5 @@ class ServiceBusSender:
 
     def close(self) -> None:
         self._sender.close()
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
