@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import azure.functions as func
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableServiceClient
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableServiceClient, UpdateMode
 from azure.functions.servicebus import ServiceBusMessage as FuncServiceBusMessage
 from azure.storage.queue import QueueMessage, QueueServiceClient
 
@@ -43,6 +44,10 @@ MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 _MAX_VISIBILITY = 7 * 24 * 3600  # a storage queue hides a message for at most 7 days
 # Service Bus quotas: "Maximum size of a message ID | 128"; azure-servicebus refuses a longer one on the client.
 MAX_MESSAGE_ID = 128
+# A MessageId claimed by a sender that never enqueued its message (it died between the two writes) is free
+# again after this long; a concurrent sender of the same MessageId waits for the claim this long at most.
+SEND_TAKEOVER_SECONDS = 10.0
+_SENDING, _SENT = "sending", "sent"
 HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 
 
@@ -118,15 +123,15 @@ class LocalServiceBusQueue:
     def send_raw(self, body: str, message_id: str, enqueue_at: datetime | None = None) -> bool:
         """False when duplicate detection dropped it (the send itself succeeds, as on Service Bus).
 
-        Service Bus records the MessageId and enqueues in one step. Here they are two writes, ordered so
-        that a crash in between can only let a second copy through (register ignores it), never record a
-        message that was not enqueued (which would then drop every resend of it for the whole window)."""
+        Service Bus records the MessageId and enqueues in one step. Here the MessageId is claimed first
+        (an insert only one sender can win), then the message is enqueued, then the claim is marked sent.
+        A second sender of the same MessageId meanwhile waits for the first to finish and is dropped, as
+        Service Bus would drop it; a claim left unsent by a sender that died is taken over after
+        ``SEND_TAKEOVER_SECONDS``, so a crash between the two writes never drops every resend."""
         if len(message_id) > MAX_MESSAGE_ID:  # the SDK's own check, before anything is sent
             raise ValueError(f"message_id cannot be longer than {MAX_MESSAGE_ID} characters.")
         self._check_exists()
-        if self._seen_within_window(message_id):
-            # Whether a dropped resend extends the window is not documented: the stricter reading, it does.
-            self._ids.upsert_entity({"PartitionKey": "id", "RowKey": message_id, "sentAt": self._clock()})
+        if not self._claim(message_id):
             self.counters.duplicates_dropped += 1
             log.info("duplicate MessageId dropped", extra={"message_id": message_id})
             return False
@@ -140,16 +145,36 @@ class LocalServiceBusQueue:
         delay = (enqueue_at - now).total_seconds() if enqueue_at else 0
         visibility = min(_MAX_VISIBILITY, math.ceil(delay)) if delay > 0 else None
         self._queue.send_message(json.dumps(envelope), visibility_timeout=visibility)
-        self._ids.upsert_entity({"PartitionKey": "id", "RowKey": message_id, "sentAt": self._clock()})
+        self._ids.upsert_entity({"PartitionKey": "id", "RowKey": message_id, "sentAt": self._clock(), "state": _SENT})
         self.counters.sent += 1
         return True
 
-    def _seen_within_window(self, message_id: str) -> bool:
+    def _claim(self, message_id: str) -> bool:
+        """True when this sender may enqueue the message: no send of its MessageId within the window."""
+        claim = {"PartitionKey": "id", "RowKey": message_id, "sentAt": self._clock(), "state": _SENDING}
         try:
+            self._ids.create_entity(claim)
+            return True
+        except ResourceExistsError:
+            pass
+        while True:
             seen = self._ids.get_entity("id", message_id)
-        except ResourceNotFoundError:
-            return False
-        return self._clock() - float(seen["sentAt"]) < self.duplicate_window
+            age = self._clock() - float(seen["sentAt"])
+            sending = seen.get("state") == _SENDING
+            if not sending and age < self.duplicate_window:
+                # Whether a dropped resend extends the window is not documented: the stricter reading, it does.
+                self._ids.upsert_entity({**seen, "sentAt": self._clock()})
+                return False
+            if sending and age < SEND_TAKEOVER_SECONDS:
+                time.sleep(0.05)  # another sender is between its claim and its send: wait for it
+                continue
+            try:  # sent outside the window, or a claim its sender never completed: take it over
+                claim["sentAt"] = self._clock()
+                self._ids.update_entity(claim, mode=UpdateMode.REPLACE, etag=seen.metadata["etag"],
+                                        match_condition=MatchConditions.IfNotModified)  # fmt: skip
+                return True
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue  # another sender got there first: look again
 
     def close(self) -> None:
         pass  # the clients belong to the host; nothing to release per sender

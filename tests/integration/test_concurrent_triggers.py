@@ -40,3 +40,33 @@ async def test_an_upload_report_appears_within_seconds_while_a_slow_reconcile_ru
         graph.ctl.configure(faults={"latency_ms": 0})
         stop.set()
         await running
+
+
+def test_one_blob_event_delivered_twice_at_once_registers_each_device_once(settings, graph, host):
+    """Event Grid delivers at least once and the blob trigger keeps no receipts with the Event Grid source, so
+    two instances can ingest the same upload at the same time: the outcome must be the one of a single run."""
+    import threading
+
+    local = LocalHost(settings, reconcile_interval=0)
+    serials = [f"DUP-{n:03d}" for n in range(40)]
+    upload(settings, "device-uploads", "standard/twice.csv", csv_bytes([portal_row(s) for s in serials]))
+    blob = blob_service(settings).get_blob_client("device-uploads", "standard/twice.csv")
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            local._ingest(blob)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    store = local.runtime.store
+    (record,) = [u for u in store.all_uploads() if u.blob_name == "standard/twice.csv"]
+    assert record.status == "complete" and record.accepted == 40, record
+    assert sorted(r.outcome for r in store.rows_of(record.upload_id)) == ["accepted"] * 40
+    assert local.bus.approximate_count() == 40  # one message per device (a copy is dropped as a duplicate)

@@ -15,6 +15,7 @@ from registrar.localhost.host import LocalHost
 from registrar.localhost.servicebus import (
     HOST_JSON,
     MAX_DELIVERY_COUNT_EXCEEDED,
+    SEND_TAKEOVER_SECONDS,
     LocalServiceBusQueue,
     MessageLockLost,
     MessagingEntityNotFound,
@@ -191,3 +192,18 @@ async def test_a_dropped_duplicate_keeps_its_message_id_in_the_window(bus):
     assert queue.send_raw("{}", "same") is False  # dropped, and the window starts again from here
     await asyncio.sleep(1.2)
     assert queue.send_raw("{}", "same") is False
+
+
+async def test_a_sender_that_died_between_claim_and_send_does_not_block_the_resend(bus, monkeypatch):
+    """Service Bus records a MessageId and enqueues in one step: a send that failed recorded nothing, and
+    its resend goes through. Here the claim outlives the failed send, so it is taken over once stale."""
+    now = [1000.0]
+    queue = bus(clock=lambda: now[0])
+    real_send = queue._queue.send_message
+    monkeypatch.setattr(queue._queue, "send_message", lambda *a, **k: (_ for _ in ()).throw(OSError("died")))
+    with pytest.raises(OSError):
+        queue.send_raw("{}", "crashed")
+    monkeypatch.setattr(queue._queue, "send_message", real_send)
+    now[0] += SEND_TAKEOVER_SECONDS + 1
+    assert queue.send_raw("{}", "crashed") is True and queue.approximate_count() == 1
+    assert queue.send_raw("{}", "crashed") is False  # and from then on it is a duplicate
