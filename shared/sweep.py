@@ -42,7 +42,8 @@ VISIBILITY_SECONDS = 300
 # extension's MaxDequeueCount).
 MAX_TRIES = 5
 # An upload still "processing" this long after its event is taken as abandoned (the trigger's run was cut
-# off and its retries poisoned): the sweep ingests it again. Flex Consumption's default functionTimeout.
+# off and its retries poisoned): the sweep ingests it again. Well past host.json's functionTimeout (10
+# minutes) and Flex Consumption's default (30), so a run still going is never taken for abandoned.
 ABANDONED_SECONDS = 30 * 60
 MAX_EVENTS_PER_SWEEP = 2000  # the rest waits for the next timer run
 
