@@ -214,11 +214,13 @@ class UploadEvents:
                 key = (container, blob.name, blob.etag)
                 if key in self._seen or not subscription_filter(container, blob.name):
                     continue
-                self._seen.add(key)
                 if self.journal is not None:
                     event = blob_created_event(container, blob.name, blob.etag, blob.size, self.blobs.account_name)
                     self.journal.send_message(json.dumps(event))
                 if self.deliver_webhook:
                     trigger.publish(ingest_function_name(container), container, blob.name, blob.etag)
+                # Only once delivered: a send that failed is tried again next time (Event Grid retries; a
+                # repeat of the journal event is a duplicate, which Event Grid's at-least-once allows).
+                self._seen.add(key)
                 published += 1
         return published
