@@ -76,7 +76,14 @@ def _check_name(blob_name: str) -> None:
     if "%" in blob_name or "\\" in blob_name or ".." in blob_name or lowered.startswith("/"):
         raise UploadRejected("upload.bad_name", "the file name must not contain '..', '%', '\\\\' or start with '/'")
     segments = blob_name.split("/")
-    if len(segments) != 2 or not all(_SEGMENT.fullmatch(s) for s in segments):
+    if len(segments) != 2:
         raise UploadRejected("upload.bad_name", "upload to <profile>/<file>.csv (one folder: the profile name)")
+    if not all(_SEGMENT.fullmatch(s) for s in segments):
+        odd = sorted({c for c in blob_name if not (c.isalnum() or c in " ._()-/")})
+        shown = " ".join(repr(c) for c in odd) if odd else "a leading space, '.', '(' or '-'"
+        raise UploadRejected(
+            "upload.bad_name",
+            f"rename the file: {shown} cannot be used in a file name here (letters, digits, space . _ ( ) - only)",
+        )
     if not lowered.endswith(".csv"):
         raise UploadRejected("upload.bad_name", "only .csv files are processed")

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient
@@ -67,6 +68,22 @@ def subscription_filter(container: str, blob_name: str) -> bool:
     return not blob_name.lower().startswith(REPORTS_PREFIX.lower())
 
 
+def blob_event_url(account: str, container: str, blob_name: str) -> str:
+    """``data.url`` of a BlobCreated event: the name as stored, not escaped (a ``#`` in it stays a raw ``#``:
+    Azure/azure-sdk-for-net#23634)."""
+    return f"https://{account}.blob.core.windows.net/{container}/{blob_name}"
+
+
+def blob_from_event_url(url: str) -> tuple[str, str]:
+    """Container and blob name as the blob extension reads them from ``data.url``: through ``new Uri(url)``
+    and ``BlobUriBuilder`` (BlobsExtensionConfigProvider), so a ``#`` or ``?`` in the name ends it there
+    (azure-sdk-for-net#23634, #40925): the message then names a blob that does not exist, and is dropped.
+    The product still ingests such an upload: the reconcile sweep reads the event's ``subject``."""
+    parts = urlsplit(url)
+    container, _, name = parts.path.lstrip("/").partition("/")
+    return unquote(container), unquote(name)
+
+
 def blob_created_event(container: str, blob_name: str, etag: str, size: int, account: str) -> dict:
     """One ``Microsoft.Storage.BlobCreated`` event in the Event Grid schema, as a storage-queue destination
     receives it (the event object as the message text) and as a dead-letter blob holds it."""
@@ -82,7 +99,7 @@ def blob_created_event(container: str, blob_name: str, etag: str, size: int, acc
             "contentType": "text/csv",
             "contentLength": size,
             "blobType": "BlockBlob",
-            "url": f"https://{account}.blob.core.windows.net/{container}/{blob_name}",
+            "url": blob_event_url(account, container, blob_name),
         },
         "dataVersion": "",
         "metadataVersion": "1",
@@ -218,7 +235,8 @@ class UploadEvents:
                     event = blob_created_event(container, blob.name, blob.etag, blob.size, self.blobs.account_name)
                     self.journal.send_message(json.dumps(event))
                 if self.deliver_webhook:
-                    trigger.publish(ingest_function_name(container), container, blob.name, blob.etag)
+                    named, name = blob_from_event_url(blob_event_url(self.blobs.account_name, container, blob.name))
+                    trigger.publish(ingest_function_name(container), named, name, blob.etag)
                 # Only once delivered: a send that failed is tried again next time (Event Grid retries; a
                 # repeat of the journal event is a duplicate, which Event Grid's at-least-once allows).
                 self._seen.add(key)

@@ -127,3 +127,15 @@ def test_each_new_blob_version_is_one_event_for_its_containers_function(storage)
     trigger.run_once()
     assert seen == [second, second]  # each run reads the blob as it is now (the extension does not pin the ETag)
     assert first != second
+
+
+def test_a_name_with_a_hash_sign_reaches_the_function_cut_as_on_azure(storage):
+    """The extension reads the blob's name from the event's data.url through a URI parser, so a '#' ends it
+    (azure-sdk-for-net#23634, #40925): the message names a blob that does not exist and is dropped."""
+    blobs, _, container = storage
+    calls = []
+    trigger = make_trigger(storage, {"ingest_" + container: calls.append})
+    put(storage, "standard/batch#2.csv")
+    assert UploadEvents(blobs, [container]).publish_new(trigger) == 1
+    run = trigger.run_once()
+    assert calls == [] and run.blob_not_found == [f"{container}/standard/batch"]

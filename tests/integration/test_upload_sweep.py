@@ -246,3 +246,21 @@ async def test_the_sweep_leaves_a_fresh_upload_to_the_blob_trigger(host, setting
 
     assert host.blob_trigger.run_once().succeeded == [f"device-uploads/{name}"]
     assert ingest_calls == [f"device-uploads/{name}"] and queued_serials(host) == ["SW-E1"]
+
+
+async def test_an_upload_whose_name_the_trigger_cannot_read_is_still_answered_by_the_sweep(
+    sweeper, settings, graph, ingest_calls
+):
+    """A '#' in a name cuts it where the blob extension parses the event's URL, so the trigger's message
+    names a blob that does not exist; the journal event's subject has the whole name, so the sweep ingests
+    it, and the partner reads why it was refused next to the upload."""
+    host = sweeper
+    name = "standard/order#7.csv"
+    upload(settings, "device-uploads", name, csv_bytes([portal_row("SW-H1")]))
+    host.upload_events.publish_new(host.blob_trigger)
+    run = host.blob_trigger.run_once()
+    assert run.blob_not_found == ["device-uploads/standard/order"] and ingest_calls == []
+    swept = await reconcile_run(host)
+    assert swept.ingested == [f"device-uploads/{name}"] and queued_serials(host) == []
+    (row,) = report(settings, "device-uploads", name)["rows"]  # refused, with a reason next to the upload
+    assert row["code"] == "upload.bad_name" and "'#'" in row["message"], row
