@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient
-from azure.storage.queue import QueueClient, QueueServiceClient
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.config import REPORTS_PREFIX
 
@@ -138,8 +138,11 @@ class EventGridBlobTrigger:
         self.blobs = blobs
         self.functions = {function_id(name): fn for name, fn in functions.items()}
         self.max_dequeue_count = max_dequeue_count
-        self.queue = queues.get_queue_client(queue_name)
-        self.poison = (poison_queues or queues).get_queue_client(POISON_QUEUE)
+        # The extension's queue clients encode messages in Base64 (QueueServiceClientProvider:
+        # "options.MessageEncoding = QueueMessageEncoding.Base64"), the poison copy included.
+        encoded = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+        self.queue = queues.get_queue_client(queue_name, **encoded)
+        self.poison = (poison_queues or queues).get_queue_client(POISON_QUEUE, **encoded)
         for queue in (self.queue, self.poison):
             try:
                 queue.create_queue()

@@ -3,6 +3,7 @@ real Azurite queues: one test per behaviour."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -44,8 +45,9 @@ def put(storage, name: str = "standard/a.csv") -> tuple[str, str]:
 
 def poisoned(storage, blob_name: str) -> list[dict]:
     _, queues, _ = storage
-    poison = queues.get_queue_client(POISON_QUEUE)
-    return [json.loads(m.content) for m in poison.peek_messages(max_messages=32) if blob_name in m.content]
+    poison = queues.get_queue_client(POISON_QUEUE)  # read raw: the extension writes Base64
+    bodies = [base64.b64decode(m.content).decode() for m in poison.peek_messages(max_messages=32)]
+    return [json.loads(body) for body in bodies if blob_name in body]
 
 
 def test_the_function_gets_a_blob_client_for_the_blob_and_the_message_is_completed(storage):
