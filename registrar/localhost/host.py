@@ -30,6 +30,7 @@ from shared.config import Settings
 from shared.runtime import Runtime
 from shared.storage import blob_service, host_queue_service, queue_service, table_service
 
+from . import host_json
 from .blob_trigger import EventGridBlobTrigger, UploadEvents, ingest_function_name
 from .servicebus import LocalServiceBusQueue, ServiceBusBatchTrigger, service_bus_host_settings
 
@@ -43,6 +44,10 @@ class LocalTimerRequest(func.TimerRequest):
     @property
     def past_due(self) -> bool:
         return self._past_due
+
+
+class FunctionTimedOut(Exception):
+    """An invocation ran past host.json's functionTimeout."""
 
 
 @dataclass(slots=True)
@@ -64,8 +69,11 @@ class LocalHost:
         batch_size: int | None = None,
         max_delivery_count: int | None = None,
         reconcile_interval: float = 5.0,
+        function_timeout: float | None = None,
     ) -> None:
+        """``function_timeout``: host.json's ``functionTimeout`` unless given (tests shorten it)."""
         self.settings = settings
+        self.function_timeout = function_timeout or host_json.function_timeout_seconds()
         # The queue's maxDeliveryCount comes from the same setting Bicep gives the app (one source).
         self.max_delivery_count = max_delivery_count or settings.max_delivery_count
         self.bus = self._queue()
@@ -102,7 +110,23 @@ class LocalHost:
         return processed
 
     def _ingest(self, client: BlobClient) -> None:
+        started = time.monotonic()
         ingest.main(client, self.runtime)
+        self._within_timeout("ingest", started)
+
+    def _within_timeout(self, function: str, started: float) -> None:
+        """Azure stops an invocation at ``functionTimeout`` and counts it as failed. The local host cannot stop
+        Python code halfway, so it fails the invocation when it ends late: its trigger then retries, abandons
+        or poisons it as Azure's would, and the log says why."""
+        elapsed = time.monotonic() - started
+        if elapsed > self.function_timeout:
+            message = (
+                f"{function} ran {elapsed:.1f} s, past host.json's functionTimeout of {self.function_timeout:.0f} s:"
+                " Azure would have stopped it"
+            )
+            log.error(message)
+            self.counters.errors.append(message)
+            raise FunctionTimedOut(message)
 
     # -- Service Bus trigger ----------------------------------------------------------------------------------
     def _queue(self) -> LocalServiceBusQueue:
@@ -118,9 +142,13 @@ class LocalHost:
         )
 
     def _register_trigger(self, rt: Runtime, bus: LocalServiceBusQueue) -> ServiceBusBatchTrigger:
-        return ServiceBusBatchTrigger(
-            bus, lambda messages: register.main(messages, rt), self.batch_size, self.service_bus.auto_complete_messages
-        )
+        async def invoke(messages: list[func.ServiceBusMessage]) -> object:
+            started = time.monotonic()
+            outcomes = await register.main(messages, rt)
+            self._within_timeout("register", started)
+            return outcomes
+
+        return ServiceBusBatchTrigger(bus, invoke, self.batch_size, self.service_bus.auto_complete_messages)
 
     async def drain_queue(self) -> int:
         """One batch through the register function, settled as the extension settles it."""
@@ -142,6 +170,7 @@ class LocalHost:
         self._last_timer = now
         await reconcile.main(LocalTimerRequest(), self.runtime)
         self.counters.timer_runs += 1
+        self._within_timeout("reconcile", now)
 
     async def step(self) -> None:
         """One round of every trigger: what Core Tools would do concurrently, in a fixed order."""
@@ -188,6 +217,7 @@ class LocalHost:
                 last[0] = time.monotonic()
                 await reconcile.main(LocalTimerRequest(), rt)
                 self.counters.timer_runs += 1
+                self._within_timeout("reconcile", last[0])
 
         return tick
 

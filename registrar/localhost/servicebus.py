@@ -38,6 +38,9 @@ from azure.storage.queue import QueueMessage, QueueServiceClient
 
 from shared.messages import RegistrationMessage
 
+from . import host_json
+from .host_json import HOST_JSON
+
 log = logging.getLogger("registrar.localhost.servicebus")
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -48,7 +51,6 @@ MAX_MESSAGE_ID = 128
 # again after this long; a concurrent sender of the same MessageId waits for the claim this long at most.
 SEND_TAKEOVER_SECONDS = 10.0
 _SENDING, _SENT = "sending", "sent"
-HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 
 
 class MessageLockLost(Exception):
@@ -315,7 +317,7 @@ def service_bus_host_settings(path: Path = HOST_JSON) -> ServiceBusHostSettings:
     """host.json's ``extensions.serviceBus``, as the Functions host reads it, so the local trigger batches and
     settles as the deployed one does. A setting the stand-in does not emulate (prefetch) is refused rather
     than ignored."""
-    options = json.loads(path.read_text()).get("extensions", {}).get("serviceBus", {})
+    options = host_json.read(path).get("extensions", {}).get("serviceBus", {})
     if options.get("prefetchCount", 0):
         raise ValueError("host.json sets serviceBus.prefetchCount: the local host does not emulate prefetch")
     return ServiceBusHostSettings(
