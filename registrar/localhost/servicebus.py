@@ -154,13 +154,16 @@ class LocalServiceBusQueue:
     def _claim(self, message_id: str) -> bool:
         """True when this sender may enqueue the message: no send of its MessageId within the window."""
         claim = {"PartitionKey": "id", "RowKey": message_id, "sentAt": self._clock(), "state": _SENDING}
-        try:
-            self._ids.create_entity(claim)
-            return True
-        except ResourceExistsError:
-            pass
         while True:
-            seen = self._ids.get_entity("id", message_id)
+            try:
+                self._ids.create_entity(claim)
+                return True
+            except ResourceExistsError:
+                pass
+            try:
+                seen = self._ids.get_entity("id", message_id)
+            except ResourceNotFoundError:
+                continue  # gone meanwhile: claim it afresh
             age = self._clock() - float(seen["sentAt"])
             sending = seen.get("state") == _SENDING
             if not sending and age < self.duplicate_window:
