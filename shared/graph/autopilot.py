@@ -176,7 +176,7 @@ class AutopilotClient:
         gone: list[str] = []
         size = min(BATCH_LIMIT, self._max_batch_writes)
         pending = list(identity_ids)
-        backoff = FIRST_BACKOFF / 2  # doubled before each use: the first header-less 429 waits FIRST_BACKOFF
+        backoff = FIRST_BACKOFF  # the wait after the next 429 without Retry-After; doubled while they go on
         while pending:
             if until is not None and time.monotonic() > until:
                 break
@@ -193,8 +193,12 @@ class AutopilotClient:
                 answers = await post_batch(self._client, requests, background=background)
             except GraphUnavailable as error:
                 pending = chunk + pending
-                backoff = min(backoff * 2, MAX_BACKOFF) if error.throttled and not error.retry_after else backoff
-                if error.throttled and await _wait_within(error.retry_after or backoff, until):
+                if not error.throttled:
+                    break
+                wait = error.retry_after
+                if not wait:
+                    wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+                if await _wait_within(wait, until):
                     continue
                 break
             later: list[str] = []
@@ -211,11 +215,11 @@ class AutopilotClient:
             if later:
                 pending = later + pending
                 if not wait:  # throttled without a Retry-After: wait longer each time (exponential backoff)
-                    backoff = wait = min(backoff * 2, MAX_BACKOFF)
+                    wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
                 if not await _wait_within(wait, until):
                     break
             else:
-                backoff = FIRST_BACKOFF / 2
+                backoff = FIRST_BACKOFF
         return gone
 
 
