@@ -80,7 +80,7 @@ def _check_name(blob_name: str) -> None:
         raise UploadRejected("upload.bad_name", "upload to <profile>/<file>.csv (one folder: the profile name)")
     if not all(_SEGMENT.fullmatch(s) for s in segments):
         odd = sorted({c for c in blob_name if not (c.isalnum() or c in " ._()-/")})
-        shown = " ".join(repr(c) for c in odd) if odd else "a leading space, '.', '(' or '-'"
+        shown = " ".join(repr(c) for c in odd) if odd else "a part that does not start with a letter or digit"
         raise UploadRejected(
             "upload.bad_name",
             f"rename the file: {shown} cannot be used in a file name here (letters, digits, space . _ ( ) - only)",
