@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+# The hash walk in C (native/): optional, intake falls back to the same walk in Python without a compiler.
+NATIVE_STAMP := build/native/.built-stamp
 
 .PHONY: setup browser demo test lint infra-check bench bench-sweep clean
 
-setup: $(STAMP) $(NODE_STAMP)
+setup: $(STAMP) $(NODE_STAMP) $(NATIVE_STAMP)
 
 # checkov has its own dependency pins: it gets its own environment so the app's stay as declared.
 $(INFRA_STAMP): requirements-infra.txt
@@ -24,6 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-worker.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --ignore-requires-python -r requirements-worker.txt
 	touch $@
+
+$(NATIVE_STAMP): native/hwwalk.c native/build.py $(STAMP)
+	$(PY) native/build.py
+	mkdir -p $(dir $@) && touch $@
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

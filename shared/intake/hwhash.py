@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pybase64 import b64decode as _b64decode
 
@@ -29,7 +31,9 @@ RECORD_TPM_EK = 25
 # Characters people and tools wrap around or inside a copied hash; none of them is base64.
 _STRIP_CHARS = " \t\r\n\"'\u00a0\ufeff"
 _STRIP_TABLE = str.maketrans("", "", _STRIP_CHARS)
-_WANTED_RECORDS = frozenset((RECORD_SERIAL, RECORD_MANUFACTURER, RECORD_MODEL, RECORD_OFFLINE_DEVICE_ID, RECORD_TPM_EK))
+_TPM_RECORDS = frozenset((RECORD_OFFLINE_DEVICE_ID, RECORD_TPM_EK))
+_WANTED_RECORDS = frozenset((RECORD_SERIAL, RECORD_MANUFACTURER, RECORD_MODEL, *_TPM_RECORDS))
+_WALK_TILED, _WALK_SHORT_RECORD, _WALK_OVERRUN = 0, 1, 2
 
 
 class HardwareHashError(ValueError):
@@ -82,8 +86,8 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(normalize_base64(text).encode("utf-8", "replace")).hexdigest()[:12]
 
 
-def _record_text(raw: bytes, pos: int | None) -> str | None:
-    if pos is None:
+def _record_text(raw: bytes, pos: int) -> str | None:
+    if pos < 0:
         return None
     end = pos + (raw[pos + 2] | raw[pos + 3] << 8)
     return raw[pos + 4 : end].rstrip(b"\x00").decode("utf-8", "replace").strip() or None
@@ -125,23 +129,18 @@ def _check_structure(raw: bytes, canonical: str, size: int) -> HardwareHash:
             "hash.truncated",
             f"the hardware hash is truncated: it declares {total} bytes plus a checksum but holds {size}",
         )
-    found: dict[int, int] = {}
-    pos = 4
-    while pos < total:  # hot loop: ~20 records per row, kept to the fewest operations
-        length = raw[pos + 2] | raw[pos + 3] << 8
-        if length < 4:
-            raise HardwareHashError(
-                "hash.bad_records",
-                f"the hardware hash is damaged: record at byte {pos} has an impossible length {length}",
-            )
-        if raw[pos] in _WANTED_RECORDS:
-            found[raw[pos]] = pos
-        pos += length
-    if pos != total:
+    walked = _walk(raw, total)
+    if walked[0] == _WALK_SHORT_RECORD:
         raise HardwareHashError(
             "hash.bad_records",
-            f"the hardware hash is damaged: its records run to byte {pos}, not to its stated length {total}",
+            f"the hardware hash is damaged: record at byte {walked[1]} has an impossible length {walked[2]}",
         )
+    if walked[0] == _WALK_OVERRUN:
+        raise HardwareHashError(
+            "hash.bad_records",
+            f"the hardware hash is damaged: its records run to byte {walked[1]}, not to its stated length {total}",
+        )
+    _, serial_at, manufacturer_at, model_at, has_tpm = walked
     if raw[total : total + 4] != CHECKSUM_HEADER:
         raise HardwareHashError("hash.no_checksum", "the hardware hash is damaged: its checksum record is missing")
     body_digest = hashlib.sha256(raw[:total]).digest()
@@ -150,14 +149,47 @@ def _check_structure(raw: bytes, canonical: str, size: int) -> HardwareHash:
             "hash.checksum_mismatch",
             "the hardware hash was altered or mixed up: its SHA-256 checksum does not match its content",
         )
-    serial = _record_text(raw, found.get(RECORD_SERIAL))
-    manufacturer = _record_text(raw, found.get(RECORD_MANUFACTURER))
-    model = _record_text(raw, found.get(RECORD_MODEL))
+    serial = _record_text(raw, serial_at)
+    manufacturer = _record_text(raw, manufacturer_at)
+    model = _record_text(raw, model_at)
     return HardwareHash(
         canonical=canonical,
         serial=serial,
         manufacturer=manufacturer,
         model=model,
-        has_tpm=RECORD_TPM_EK in found or RECORD_OFFLINE_DEVICE_ID in found,
+        has_tpm=has_tpm,
         digest=body_digest,
     )
+
+
+def _walk_python(raw: bytes | bytearray | memoryview, total: int) -> tuple[Any, ...]:
+    """The records from byte 4 to ``total``: ``(0, serial, manufacturer, model, has_tpm)`` when they tile
+    exactly (the last record of each type's position, -1 when absent), ``(1, pos, length)`` for a record
+    shorter than its own header, ``(2, end)`` when they run past ``total``.
+
+    The reference for the compiled walk (``native/hwwalk.c``, about 5 us a row faster: this loop runs ~20
+    times a row), and the walk wherever that was not built.
+    """
+    if total < 4 or total > len(raw) - 4:
+        raise ValueError("walk: total must be at least 4 and leave 4 bytes after it")
+    found: dict[int, int] = {}
+    pos = 4
+    while pos < total:  # hot loop: kept to the fewest operations
+        length = raw[pos + 2] | raw[pos + 3] << 8
+        if length < 4:
+            return _WALK_SHORT_RECORD, pos, length
+        if raw[pos] in _WANTED_RECORDS:
+            found[raw[pos]] = pos
+        pos += length
+    if pos != total:
+        return _WALK_OVERRUN, pos
+    get = found.get
+    has_tpm = RECORD_TPM_EK in found or RECORD_OFFLINE_DEVICE_ID in found
+    return _WALK_TILED, get(RECORD_SERIAL, -1), get(RECORD_MANUFACTURER, -1), get(RECORD_MODEL, -1), has_tpm
+
+
+try:  # built by `make setup` (native/build.py) where a C compiler is present
+    from ._hwwalk import walk as _walk_native
+except ImportError:
+    _walk_native = None
+_walk: Callable[[bytes, int], tuple[Any, ...]] = _walk_native or _walk_python
