@@ -229,13 +229,13 @@ class RawBlock:
     damage: FileRejected | None
 
 
-def block_text(data: bytes | bytearray, codec: str, errors: str) -> str:
+def block_text(data: bytes | bytearray | memoryview, codec: str, errors: str) -> str:
     """Lines from :meth:`AsciiCompatibleLines.read_block` decoded as its ``readline`` decodes them, with
     the same error handling: a CR or LF byte is never part of a character in these codecs, so decoding
     lines one by one or together gives the same text. Line ends stay as they are (CRLF): the one who
     reads the lines turns a CRLF into a LF as ``readline`` does (``bytes.replace`` over a 4 MB block costs
-    more than reading its rows)."""
-    return data.decode(codec, errors)
+    more than reading its rows). ``data`` may be a view of memory shared with another process."""
+    return str(data, codec, errors)
 
 
 def open_text(stream: BinaryIO, file: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[TextLines, Encoding]:
