@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import DeviceRow, Rejection, RowRef
+from .model import DeviceRow, Rejection, RowRef, serial_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +54,14 @@ class Merger:
         self._rejected: list[Rejection] = []
 
     def add(self, outcome: DeviceRow | Rejection) -> None:
-        if isinstance(outcome, Rejection):
+        # Every row of every upload passes here: a type test, and fields rather than properties.
+        if type(outcome) is Rejection:
             self._rejected.append(outcome)
             return
-        key = outcome.key
+        key = serial_key(outcome.serial)
         entry = self._entries.get(key)
         if entry is None:
-            self._entries[key] = _Entry(outcome.identity, outcome.ref)
+            self._entries[key] = _Entry(outcome.identity, RowRef(outcome.file, outcome.line, outcome.serial))
         elif entry.identity == outcome.identity:
             entry.repeats = [*(entry.repeats or ()), outcome.ref]
         else:

@@ -63,16 +63,11 @@ def rejoin_wrapped(
 
     ``pairs`` are outcomes in order, each with whether its record is such a fragment (:func:`checked`)."""
     held: DeviceRow | Rejection | None = None
-    continued: list[int] = []
+    continued: list[int] = []  # the lines that continue the held row's hash
 
-    def release() -> Iterator[DeviceRow | Rejection]:
-        if held is None:
-            return
-        if not continued:
-            yield held
-            return
+    def wrapped(held: DeviceRow | Rejection) -> Rejection:
         lines = f"line {continued[0]}" if len(continued) == 1 else f"lines {continued[0]}-{continued[-1]}"
-        yield Rejection(
+        return Rejection(
             file=file,
             line=held.line,
             serial=held.serial,
@@ -81,15 +76,26 @@ def rejoin_wrapped(
             reason=f"the hash starting at line {held.line} continues on {lines}: quote it or join the lines",
         )
 
+    # Every row passes here: the usual one (not a fragment, nothing continued) costs two tests and a yield.
     try:
         for outcome, fragment in pairs:
-            starts_hash = isinstance(held, Rejection) and held.code.startswith("hash.")
-            if starts_hash and fragment and (not continued or continued[-1] == outcome.line - 1):
+            if (
+                fragment
+                and isinstance(held, Rejection)
+                and held.code.startswith("hash.")
+                and (not continued or continued[-1] == outcome.line - 1)
+            ):
                 continued.append(outcome.line)
                 continue
-            yield from release()
-            held, continued = outcome, []
+            if continued:
+                yield wrapped(held)  # type: ignore[arg-type]  # continued only follows a held rejection
+                continued = []
+            elif held is not None:
+                yield held
+            held = outcome
     except FileRejected:  # the file ends in damage: the row held back keeps its outcome first
-        yield from release()
+        if held is not None:
+            yield wrapped(held) if continued else held
         raise
-    yield from release()
+    if held is not None:
+        yield wrapped(held) if continued else held
