@@ -4,8 +4,9 @@
  * two equal on valid, damaged and random hashes.
  *
  * walk(raw, total) -> (0, serial, manufacturer, model, tpm)   the records tile exactly to total
- *                                                             (positions of the last record 14, 16, 17,
- *                                                             -1 when absent; tpm: 25 or 11 seen)
+ *                                                             (the values of the last record 14, 16, 17
+ *                                                             as bytes without their trailing NULs, None
+ *                                                             when absent; tpm: 25 or 11 seen)
  *                   | (1, pos, length)                        record at pos has a length under 4
  *                   | (2, end)                                the records run to end, not to total
  * raw: any bytes-like object; total: 4 <= total and total + 4 <= len(raw) (else ValueError).
@@ -46,11 +47,33 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         }
         pos += length;
     }
-    PyBuffer_Release(&view);
     if (pos != total) {
+        PyBuffer_Release(&view);
         return Py_BuildValue("(in)", 2, pos);
     }
-    return Py_BuildValue("(innnO)", 0, serial, manufacturer, model, tpm ? Py_True : Py_False);
+    PyObject *values[3] = {NULL, NULL, NULL};
+    Py_ssize_t at[3] = {serial, manufacturer, model};
+    for (int i = 0; i < 3; i++) {
+        if (at[i] < 0) {
+            values[i] = Py_NewRef(Py_None);
+            continue;
+        }
+        Py_ssize_t start = at[i] + 4, end = at[i] + (raw[at[i] + 2] | raw[at[i] + 3] << 8);
+        while (end > start && raw[end - 1] == 0) { /* the value without its trailing NULs */
+            end--;
+        }
+        values[i] = PyBytes_FromStringAndSize((const char *)raw + start, end - start);
+        if (values[i] == NULL) {
+            for (int j = 0; j < i; j++) {
+                Py_DECREF(values[j]);
+            }
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    PyBuffer_Release(&view);
+    /* "N" hands the new references to the tuple */
+    return Py_BuildValue("(iNNNO)", 0, values[0], values[1], values[2], tpm ? Py_True : Py_False);
 }
 
 static PyMethodDef methods[] = {

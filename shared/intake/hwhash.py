@@ -33,6 +33,7 @@ _STRIP_CHARS = " \t\r\n\"'\u00a0\ufeff"
 _STRIP_TABLE = str.maketrans("", "", _STRIP_CHARS)
 _TPM_RECORDS = frozenset((RECORD_OFFLINE_DEVICE_ID, RECORD_TPM_EK))
 _WANTED_RECORDS = frozenset((RECORD_SERIAL, RECORD_MANUFACTURER, RECORD_MODEL, *_TPM_RECORDS))
+_TEXT_RECORDS = (RECORD_SERIAL, RECORD_MANUFACTURER, RECORD_MODEL)
 _WALK_TILED, _WALK_SHORT_RECORD, _WALK_OVERRUN = 0, 1, 2
 
 
@@ -86,13 +87,6 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(normalize_base64(text).encode("utf-8", "replace")).hexdigest()[:12]
 
 
-def _record_text(raw: bytes, pos: int) -> str | None:
-    if pos < 0:
-        return None
-    end = pos + (raw[pos + 2] | raw[pos + 3] << 8)
-    return raw[pos + 4 : end].rstrip(b"\x00").decode("utf-8", "replace").strip() or None
-
-
 def _not_base64(detail: str) -> HardwareHashError:
     return HardwareHashError("hash.not_base64", f"the hardware hash is not valid base64 ({detail})")
 
@@ -140,7 +134,7 @@ def _check_structure(raw: bytes, canonical: str, size: int) -> HardwareHash:
             "hash.bad_records",
             f"the hardware hash is damaged: its records run to byte {walked[1]}, not to its stated length {total}",
         )
-    _, serial_at, manufacturer_at, model_at, has_tpm = walked
+    _, serial, manufacturer, model, has_tpm = walked
     if raw[total : total + 4] != CHECKSUM_HEADER:
         raise HardwareHashError("hash.no_checksum", "the hardware hash is damaged: its checksum record is missing")
     body_digest = hashlib.sha256(raw[:total]).digest()
@@ -149,14 +143,11 @@ def _check_structure(raw: bytes, canonical: str, size: int) -> HardwareHash:
             "hash.checksum_mismatch",
             "the hardware hash was altered or mixed up: its SHA-256 checksum does not match its content",
         )
-    serial = _record_text(raw, serial_at)
-    manufacturer = _record_text(raw, manufacturer_at)
-    model = _record_text(raw, model_at)
     return HardwareHash(
         canonical=canonical,
-        serial=serial,
-        manufacturer=manufacturer,
-        model=model,
+        serial=serial and serial.decode("utf-8", "replace").strip() or None,
+        manufacturer=manufacturer and manufacturer.decode("utf-8", "replace").strip() or None,
+        model=model and model.decode("utf-8", "replace").strip() or None,
         has_tpm=has_tpm,
         digest=body_digest,
     )
@@ -164,8 +155,9 @@ def _check_structure(raw: bytes, canonical: str, size: int) -> HardwareHash:
 
 def _walk_python(raw: bytes | bytearray | memoryview, total: int) -> tuple[Any, ...]:
     """The records from byte 4 to ``total``: ``(0, serial, manufacturer, model, has_tpm)`` when they tile
-    exactly (the last record of each type's position, -1 when absent), ``(1, pos, length)`` for a record
-    shorter than its own header, ``(2, end)`` when they run past ``total``.
+    exactly (the value of the last record of each type, as bytes without its trailing NULs; None when
+    absent), ``(1, pos, length)`` for a record shorter than its own header, ``(2, end)`` when they run past
+    ``total``.
 
     The reference for the compiled walk (``native/hwwalk.c``, about 5 us a row faster: this loop runs ~20
     times a row), and the walk wherever that was not built.
@@ -183,9 +175,14 @@ def _walk_python(raw: bytes | bytearray | memoryview, total: int) -> tuple[Any, 
         pos += length
     if pos != total:
         return _WALK_OVERRUN, pos
-    get = found.get
     has_tpm = RECORD_TPM_EK in found or RECORD_OFFLINE_DEVICE_ID in found
-    return _WALK_TILED, get(RECORD_SERIAL, -1), get(RECORD_MANUFACTURER, -1), get(RECORD_MODEL, -1), has_tpm
+    return _WALK_TILED, *(_value(raw, found.get(kind)) for kind in _TEXT_RECORDS), has_tpm
+
+
+def _value(raw: bytes | bytearray | memoryview, pos: int | None) -> bytes | None:
+    if pos is None:
+        return None
+    return bytes(raw[pos + 4 : pos + (raw[pos + 2] | raw[pos + 3] << 8)]).rstrip(b"\x00")
 
 
 try:  # built by `make setup` (native/build.py) where a C compiler is present

@@ -38,25 +38,27 @@ def test_intake_uses_the_compiled_walk_when_it_is_built():
     assert hwhash._walk is native.walk
 
 
-def test_a_valid_hash_gives_the_same_record_positions():
+def test_a_valid_hash_gives_the_same_values():
     raw = build_hash_bytes("5CD1234XYZ", "HP", "EliteBook")
-    status, serial, manufacturer, model, tpm = _both(raw, _total(raw))
-    assert (status, tpm) == (0, True)
-    assert raw[serial] == 14 and raw[manufacturer] == 16 and raw[model] == 17
+    assert _both(raw, _total(raw)) == (0, b"5CD1234XYZ", b"HP", b"EliteBook", True)
 
 
 def test_missing_records_and_no_tpm_agree():
     raw = build_hash_bytes("S1", with_tpm=False, include_serial=False, include_manufacturer=False)
-    status, serial, manufacturer, model, tpm = _both(raw, _total(raw))
-    assert (status, serial, manufacturer, tpm) == (0, -1, -1, False)
-    assert raw[model] == 17
+    assert _both(raw, _total(raw)) == (0, None, None, b"Surfboard Laptop 7", False)
 
 
 def test_a_repeated_record_type_keeps_the_last_one_in_both():
-    record = struct.pack("<BBH", 14, 0, 6) + b"A\x00"
-    body = b"OA" + struct.pack("<H", 4 + 2 * len(record)) + record + record
-    raw = body + b"\x00" * 40
-    assert _both(raw, len(body))[1] == 4 + len(record)
+    first, last = struct.pack("<BBH", 14, 0, 6) + b"A\x00", struct.pack("<BBH", 14, 0, 7) + b"B\x00\x00"
+    body = b"OA" + struct.pack("<H", 4 + len(first) + len(last)) + first + last
+    assert _both(body + b"\x00" * 40, len(body))[1] == b"B"
+
+
+def test_only_trailing_nuls_are_cut_and_an_empty_value_is_empty_bytes():
+    inner = struct.pack("<BBH", 16, 0, 9) + b"H\x00P\x00\x00"  # a NUL inside stays
+    empty = struct.pack("<BBH", 17, 0, 6) + b"\x00\x00"
+    body = b"OA" + struct.pack("<H", 4 + len(inner) + len(empty)) + inner + empty
+    assert _both(body + b"\x00" * 40, len(body)) == (0, None, b"H\x00P", b"", False)
 
 
 def test_a_record_shorter_than_its_header_and_an_overrun_agree():
