@@ -27,7 +27,7 @@ import signal
 import traceback
 from collections import deque
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -52,12 +52,10 @@ BLOCKS_PER_WORKER = 2
 _Pair = tuple[DeviceRow | Rejection, bool]
 # A checked block as it travels back: rows, the line of a record that may run past the block's end, and a
 # file-level rejection (code, reason, line). A rejected row travels as (Rejection, is a hash fragment); an
-# accepted row as a tuple of _SHIPPED (pickled dataclasses measured 1.5 times as costly), its hash as an
-# offset into the block's bytes when it is there verbatim (so 4 KB a row does not travel back).
+# accepted row as a tuple of its fields after ``file``, in DEVICE_ROW_FIELDS order (pickled dataclasses
+# measured 1.5 times as costly), its hash as (offset, size) in the block's bytes when it is there verbatim
+# (so 4 KB a row does not travel back).
 _Result = tuple[list[tuple[Any, ...]], int | None, tuple[str, str, int] | None]
-_SHIPPED = "line serial kind hardware_hash hash_digest product_key group_tag assigned_user manufacturer model"
-if tuple(f.name for f in fields(DeviceRow)) != ("file", *_SHIPPED.split()):
-    raise ImportError("DeviceRow's fields changed: update _ship and _rows in shared/intake/parallel.py")
 _HASH_SEARCH_CHARS = 512 * 1024  # how far past the previous row's hash a row's own hash is looked for
 
 
@@ -204,22 +202,10 @@ def _rows(rows: list[tuple[Any, ...]], data: bytes | bytearray | memoryview, fil
         if type(row[0]) is Rejection:
             yield row[0], row[1]
             continue
-        line, serial, kind, hardware_hash, size, digest, product_key, group_tag, user, manufacturer, model = row
-        if size:
-            hardware_hash = str(data[hardware_hash : hardware_hash + size], "ascii")
-        device = DeviceRow(
-            file=file,
-            line=line,
-            serial=serial,
-            kind=kind,
-            hardware_hash=hardware_hash,
-            hash_digest=digest,
-            product_key=product_key,
-            group_tag=group_tag,
-            assigned_user=user,
-            manufacturer=manufacturer,
-            model=model,
-        )
+        device = DeviceRow(file, *row)
+        where = device.hardware_hash
+        if type(where) is tuple:  # (offset, size) in the block
+            device.hardware_hash = str(data[where[0] : where[0] + where[1]], "ascii")
         yield device, False
 
 
@@ -373,10 +359,11 @@ def _check(block: _Block, layout: Layout, file: str) -> _Result:
 
 
 class _Shipper:
-    """Rows as tuples of _SHIPPED, each hash as (offset, size) in the block's bytes when it is there
-    verbatim (the usual case), found after the previous one: rows come in file order. Offsets are looked
-    for in the block's text, which are the bytes' offsets only when every character is one byte: an ASCII
-    text (``isascii`` is a flag on the string, not a scan). Otherwise the hash travels as text."""
+    """Rows as tuples of their fields after ``file``, each hash as (offset, size) in the block's bytes when
+    it is there verbatim (the usual case), found after the previous one: rows come in file order. Offsets
+    are looked for in the block's text, which are the bytes' offsets only when every character is one
+    byte: an ASCII text (``isascii`` is a flag on the string, not a scan). Otherwise the hash travels as
+    text."""
 
     __slots__ = ("_text", "_after")
 
@@ -385,20 +372,18 @@ class _Shipper:
         self._after = 0
 
     def __call__(self, row: DeviceRow) -> tuple[Any, ...]:
-        hardware_hash: str | int | None = row.hardware_hash
-        size = 0
+        hardware_hash: str | tuple[int, int] | None = row.hardware_hash
         if hardware_hash and self._text:
             after = self._after
             at = self._text.find(hardware_hash[:16], after, after + _HASH_SEARCH_CHARS)
             if at >= 0 and self._text.startswith(hardware_hash, at):
-                size = len(hardware_hash)
-                hardware_hash, self._after = at, at + size
+                self._after = at + len(hardware_hash)
+                hardware_hash = (at, len(hardware_hash))
         return (
             row.line,
             row.serial,
             row.kind,
             hardware_hash,
-            size,
             row.hash_digest,
             row.product_key,
             row.group_tag,
