@@ -1,11 +1,12 @@
 """Intake on several processes, with exactly the output of :func:`~shared.intake.open_devices`.
 
-Why: one core reads about 60,000 rows/s, and most of a row's cost is splitting it and checking its 4 KB
+Why: one core reads about 80,000 rows/s, and most of a row's cost is splitting it and checking its 4 KB
 hardware hash, which needs no other row. So worker processes decode, split, validate and check blocks of
 lines, while this process keeps what must see the file in order to give the same answer as the
 one-process path: the encoding (sniffed once), the header, line numbers, the wrapped-hash rejoin, and
-whatever the caller does next (the merge). Block k goes to worker k % n and each worker holds one block at
-a time, so results come back in order and memory stays flat whatever the file's size.
+whatever the caller does next (the merge). Block k goes to worker k % n, which holds at most two blocks
+(one checked, the next waiting) and answers in order, so results come back in order and memory stays flat
+whatever the file's size. Blocks travel through memory shared with the workers (see :class:`_Workers`).
 
 For UTF-8 and ANSI files (nearly all uploads) this process does not even decode: it reads about 4 MB of
 whole lines as bytes, counts their line ends, and hands the bytes over; the worker turns them into exactly
