@@ -27,9 +27,9 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-worker.txt
 	$(PY) -m pip install --quiet --no-deps --ignore-requires-python -r requirements-worker.txt
 	touch $@
 
+# native/build.py writes the stamp only when the build worked: a compiler installed later is used.
 $(NATIVE_STAMP): native/hwwalk.c native/build.py $(STAMP)
 	$(PY) native/build.py
-	mkdir -p $(dir $@) && touch $@
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -64,4 +64,4 @@ bench-sweep: setup
 	$(PY) bench/sweep.py
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) node_modules build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) node_modules build .pytest_cache .hypothesis shared/intake/_hwwalk*.so

@@ -1,7 +1,7 @@
 """Builds ``shared/intake/_hwwalk`` (the hardware hash's record walk in C) next to the module that uses it.
 
 Optional by design: without a C compiler, intake uses the same walk in Python (``_walk_python`` in
-``shared/intake/hwhash.py``, about 5 us a row slower) and gives the same answers, so a build failure is
+``shared/intake/hwhash.py``, about 3 us a row slower) and gives the same answers, so a build failure is
 reported and does not stop ``make setup``. Run from anywhere: ``python native/build.py``.
 """
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+STAMP = ROOT / "build" / "native" / ".built-stamp"  # make's target: written only when the build worked
 
 
 def main() -> int:
@@ -27,9 +28,14 @@ def main() -> int:
     try:
         distribution.run_command("build_ext")
     except Exception as error:  # CompileError, a missing compiler or headers: the Python walk stands in
+        for stale in (ROOT / "shared" / "intake").glob("_hwwalk*.so"):  # an older build would be imported
+            stale.unlink()
+        STAMP.unlink(missing_ok=True)
         print(f"native/build.py: the compiled hash walk was not built ({error}); intake uses the Python walk",
               file=sys.stderr)
         return 0
+    STAMP.parent.mkdir(parents=True, exist_ok=True)
+    STAMP.touch()
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pybase64 import b64decode as _b64decode
@@ -59,6 +59,11 @@ class HardwareHash:
     def fingerprint(self) -> str:
         """A short, log-safe identifier: the hash itself is a device identifier and never logged."""
         return self.digest.hex()[:12]
+
+
+# _check_structure builds HardwareHash positionally, in this order.
+if [f.name for f in fields(HardwareHash)] != ["canonical", "serial", "manufacturer", "model", "has_tpm", "digest"]:
+    raise ImportError("HardwareHash's fields changed: update the positional call in _check_structure")
 
 
 def normalize_base64(text: str) -> str:
