@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from .config import ADMIN_CONTAINER, PARTNER_CONTAINER_PREFIX, REPORTS_PREFIX, ProfilesDocument
 
 MAX_BLOB_NAME = 512
-_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()\-]*")
+# A folder or file name: a letter or digit, then letters, digits and these (written once: the refusal lists them).
+_NAME_PUNCTUATION = " ._()-"
+_SEGMENT = re.compile(f"[A-Za-z0-9][A-Za-z0-9{re.escape(_NAME_PUNCTUATION)}]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +81,12 @@ def _check_name(blob_name: str) -> None:
     if len(segments) != 2:
         raise UploadRejected("upload.bad_name", "upload to <profile>/<file>.csv (one folder: the profile name)")
     if not all(_SEGMENT.fullmatch(s) for s in segments):
-        odd = sorted({c for c in blob_name if not (c.isalnum() or c in " ._()-/")})
+        odd = sorted({c for c in blob_name if not (c.isalnum() or c in _NAME_PUNCTUATION + "/")})
         shown = " ".join(repr(c) for c in odd) if odd else "a part that does not start with a letter or digit"
+        listed = " ".join("space" if c == " " else c for c in _NAME_PUNCTUATION)
         raise UploadRejected(
             "upload.bad_name",
-            f"rename the file: {shown} cannot be used in a file name here (letters, digits, space . _ ( ) - only)",
+            f"rename the file: {shown} cannot be used in a file name here (letters, digits, {listed} only)",
         )
     if not lowered.endswith(".csv"):
         raise UploadRejected("upload.bad_name", "only .csv files are processed")
