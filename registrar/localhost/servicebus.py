@@ -323,8 +323,10 @@ def service_bus_host_settings(path: Path = HOST_JSON) -> ServiceBusHostSettings:
     options = host_json.read(path).get("extensions", {}).get("serviceBus", {})
     if options.get("prefetchCount", 0):
         raise ValueError("host.json sets serviceBus.prefetchCount: the local host does not emulate prefetch")
+    defaults = ServiceBusHostSettings()
     return ServiceBusHostSettings(
-        int(options.get("maxMessageBatchSize", 1000)), bool(options.get("autoCompleteMessages", True))
+        int(options.get("maxMessageBatchSize", defaults.max_message_batch_size)),
+        bool(options.get("autoCompleteMessages", defaults.auto_complete_messages)),
     )
 
 

@@ -189,37 +189,33 @@ class AutopilotClient:
                 }
                 for n, i in enumerate(chunk)
             ]
+            later: list[str] = []  # to send again after a wait: the whole batch, or its items told "later"
+            wait = 0.0
             try:
                 answers = await post_batch(self._client, requests, background=background)
             except GraphUnavailable as error:
-                pending = chunk + pending
                 if not error.throttled:
+                    pending = chunk + pending
                     break
-                wait = error.retry_after
-                if not wait:
-                    wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
-                if await _wait_within(wait, until):
-                    continue
-                break
-            later: list[str] = []
-            wait = 0.0
-            for n, identity_id in enumerate(chunk):
-                answer = answers.get(str(n), {})
-                status = int(answer.get("status") or 0)
-                if 200 <= status < 300 or status == 404:
-                    gone.append(identity_id)
-                elif status == 429 or status >= 500 or status == 0:
-                    later.append(identity_id)
-                    wait = max(wait, _retry_after(answer))
-                # any other refusal stays in the clean-up list for the next run
-            if later:
-                pending = later + pending
-                if not wait:  # throttled without a Retry-After: wait longer each time (exponential backoff)
-                    wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
-                if not await _wait_within(wait, until):
-                    break
+                later, wait = chunk, error.retry_after
             else:
-                backoff = FIRST_BACKOFF
+                for n, identity_id in enumerate(chunk):
+                    answer = answers.get(str(n), {})
+                    status = int(answer.get("status") or 0)
+                    if 200 <= status < 300 or status == 404:
+                        gone.append(identity_id)
+                    elif status == 429 or status >= 500 or status == 0:
+                        later.append(identity_id)
+                        wait = max(wait, _retry_after(answer))
+                    # any other refusal stays in the clean-up list for the next run
+                if not later:
+                    backoff = FIRST_BACKOFF
+                    continue
+            pending = later + pending
+            if not wait:  # throttled without a Retry-After: wait longer each time (exponential backoff)
+                wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+            if not await _wait_within(wait, until):
+                break
         return gone
 
 

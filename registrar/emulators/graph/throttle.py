@@ -91,7 +91,7 @@ class Throttle:
                     (("entra-tenant-writes", ""), config.entra_tenant_writes, config.entra_tenant_window_seconds, 1),
                 ]
         now = self._now()
-        wait = 0.0
+        refused = False
         charged: list[tuple[_Window, int]] = []
         for key, capacity, seconds, cost in limits:
             limit = self._windows.get(key)
@@ -99,11 +99,11 @@ class Throttle:
                 limit = self._windows[key] = _Window(capacity, seconds)
             limit.expire(now)
             cost = min(cost, capacity)
-            wait = max(wait, limit.wait_for(cost, now))
+            refused = refused or limit.wait_for(cost, now) > 0
             charged.append((limit, cost))
         for limit, cost in charged:
             limit.charge(cost, now)
-        if wait > 0:
+        if refused:
             # Refused, and charged all the same: the next try fits once this one's charge has aged too.
             return max(limit.wait_for(cost, now) for limit, cost in charged)
         if write:
